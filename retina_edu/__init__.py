@@ -1,0 +1,8 @@
+"""retina_edu: RetinaNet (Lin et al. 2017, "Focal Loss for Dense Object Detection") built from
+scratch in plain PyTorch, one concept per module, each checked against torchvision."""
+
+from retina_edu.config import RetinaNetConfig
+from retina_edu.model import RetinaNet
+
+__all__ = ["RetinaNet", "RetinaNetConfig"]
+__version__ = "0.1.0"

@@ -1,0 +1,111 @@
+"""Conversion to and from torchvision's RetinaNet state dict.
+
+torchvision's ``retinanet_resnet50_fpn`` and retina_edu's ``RetinaNet`` with
+``RetinaNetConfig.torchvision()`` hold the same tensors under different names; these functions
+rename them, so torchvision's released COCO weights file (when you have it) loads into the
+hand-built model, and the hand-built model's weights load into torchvision.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from retina_edu.config import RetinaNetConfig
+from retina_edu.model import RetinaNet
+
+# Name prefixes, one list for each direction (head conv layers are handled apart: their
+# index depends on whether the subnets have GroupNorm).
+TORCHVISION_TO_RETINA_EDU = [
+    (r"^backbone\.body\.", "trunk."),
+    (r"^backbone\.fpn\.inner_blocks\.(\d+)\.0\.", r"fpn.lateral.\1."),
+    (r"^backbone\.fpn\.layer_blocks\.(\d+)\.0\.", r"fpn.output.\1."),
+    (r"^backbone\.fpn\.extra_blocks\.(p6|p7)\.", r"fpn.\1."),
+    (r"^head\.classification_head\.cls_logits\.", "head.class_subnet.predictor."),
+    (r"^head\.regression_head\.bbox_reg\.", "head.box_subnet.predictor."),
+]
+RETINA_EDU_TO_TORCHVISION = [
+    (r"^trunk\.", "backbone.body."),
+    (r"^fpn\.lateral\.(\d+)\.", r"backbone.fpn.inner_blocks.\1.0."),
+    (r"^fpn\.output\.(\d+)\.", r"backbone.fpn.layer_blocks.\1.0."),
+    (r"^fpn\.(p6|p7)\.", r"backbone.fpn.extra_blocks.\1."),
+    (r"^head\.class_subnet\.predictor\.", "head.classification_head.cls_logits."),
+    (r"^head\.box_subnet\.predictor\.", "head.regression_head.bbox_reg."),
+]
+SUBNET_NAMES = {"classification_head": "class_subnet", "regression_head": "box_subnet"}
+
+
+def _modules_per_conv(head_norm: str) -> int:
+    """Modules per head conv in retina_edu's flat Sequential: conv, [GroupNorm,] ReLU."""
+    return 3 if head_norm == "group" else 2
+
+
+def _rename(name: str, rules: list[tuple[str, str]]) -> str:
+    """Apply the first rule whose pattern matches ``name``."""
+    for pattern, replacement in rules:
+        if re.match(pattern, name):
+            return re.sub(pattern, replacement, name, count=1)
+    raise KeyError(f"no rule renames parameter {name!r}")
+
+
+def from_torchvision_state_dict(
+    state: dict[str, Tensor], head_norm: str = "none"
+) -> dict[str, Tensor]:
+    """torchvision RetinaNet state dict → retina_edu ``RetinaNet`` state dict (the same tensors).
+
+    torchvision's head conv ``conv.{i}.{j}`` (j: 0 conv, 1 norm) is retina_edu's
+    ``convs.{i·m + j}`` with m = 2 modules per conv (conv, ReLU) or 3 with GroupNorm.
+    """
+    step = _modules_per_conv(head_norm)
+    out = {}
+    for name, tensor in state.items():
+        head = re.fullmatch(
+            r"head\.(classification_head|regression_head)\.conv\.(\d+)\.(\d)\.(.*)", name
+        )
+        if head:
+            subnet, layer, part, leaf = head.groups()
+            name = f"head.{SUBNET_NAMES[subnet]}.convs.{int(layer) * step + int(part)}.{leaf}"
+            out[name] = tensor
+        else:
+            out[_rename(name, TORCHVISION_TO_RETINA_EDU)] = tensor
+    return out
+
+
+def to_torchvision_state_dict(
+    state: dict[str, Tensor], head_norm: str = "none"
+) -> dict[str, Tensor]:
+    """retina_edu ``RetinaNet`` state dict → torchvision RetinaNet state dict (the same tensors)."""
+    step = _modules_per_conv(head_norm)
+    torchvision_subnet = {v: k for k, v in SUBNET_NAMES.items()}
+    out = {}
+    for name, tensor in state.items():
+        head = re.fullmatch(r"head\.(class_subnet|box_subnet)\.convs\.(\d+)\.(.*)", name)
+        if head:
+            subnet, index, leaf = head.groups()
+            layer, part = divmod(int(index), step)
+            out[f"head.{torchvision_subnet[subnet]}.conv.{layer}.{part}.{leaf}"] = tensor
+        else:
+            out[_rename(name, RETINA_EDU_TO_TORCHVISION)] = tensor
+    return out
+
+
+def load_torchvision_weights(path: str | Path, config: RetinaNetConfig | None = None) -> RetinaNet:
+    """A retina_edu ``RetinaNet`` holding the weights of a torchvision RetinaNet checkpoint file.
+
+    The file is read with ``weights_only=True`` (no code in it is run). For torchvision's COCO
+    weights use ``RetinaNetConfig.torchvision(num_classes=91).replace(trunk_norm="frozen")``,
+    the default here; labels then are COCO category ids.
+    """
+    config = config or RetinaNetConfig.torchvision().replace(trunk_norm="frozen")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any failure to read means a bad file
+        raise ValueError(f"cannot read torchvision weights from {path}: {error}") from error
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"{path} is not a state dict of tensors")
+    model = RetinaNet(config)
+    model.load_state_dict(from_torchvision_state_dict(state, config.head_norm))
+    return model

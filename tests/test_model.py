@@ -1,0 +1,223 @@
+"""The whole model against torchvision's RetinaNet holding the same weights, and bad input."""
+
+import pytest
+import torch
+from torchvision.models.detection import retinanet_resnet50_fpn
+
+from retina_edu import RetinaNet, RetinaNetConfig
+from retina_edu.compat import (
+    from_torchvision_state_dict,
+    load_torchvision_weights,
+    to_torchvision_state_dict,
+)
+
+from .conftest import random_boxes
+
+K = 6
+SIZE = {"min_size": 192, "max_size": 320}  # small images keep ResNet-50 fast on the CPU
+
+
+@pytest.fixture(scope="module")
+def pair():
+    torch.manual_seed(0)
+    theirs = retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=K, **SIZE)
+    # spread the head's outputs so that eval mode finds hundreds of detections to compare
+    state = theirs.state_dict()
+    g = torch.Generator().manual_seed(1)
+    state["head.classification_head.cls_logits.bias"] = torch.randn(9 * K, generator=g)
+    state["head.classification_head.cls_logits.weight"] *= 30
+    state["head.regression_head.bbox_reg.weight"] *= 30
+    theirs.load_state_dict(state)
+    ours = RetinaNet(RetinaNetConfig.torchvision(num_classes=K).replace(**SIZE))
+    ours.load_state_dict(from_torchvision_state_dict(state))
+    return ours, theirs
+
+
+@pytest.fixture(scope="module")
+def batch():
+    g = torch.Generator().manual_seed(2)
+    sizes = [(200, 260), (150, 301), (192, 192)]  # non-square, not multiples of 32 or 128
+    images = [torch.rand(3, h, w, generator=g) for h, w in sizes]
+    targets = [
+        {
+            "boxes": random_boxes(n, h, w, g, min_size=8),
+            "labels": torch.randint(0, K, (n,), generator=g),
+        }
+        for n, (h, w) in zip([4, 1, 0], sizes, strict=True)
+    ]
+    return images, targets
+
+
+def assert_same_detections(a, b):
+    for da, db in zip(a, b, strict=True):
+        assert len(da["scores"]) > 50
+        torch.testing.assert_close(da["scores"], db["scores"], atol=1e-4, rtol=0)
+        torch.testing.assert_close(da["boxes"], db["boxes"], atol=1e-4, rtol=0)
+        assert torch.equal(da["labels"], db["labels"])
+
+
+def test_same_losses_as_torchvision(pair, batch):
+    ours, theirs = pair
+    ours.train(), theirs.train()
+    a, b = ours(*batch), theirs(*batch)
+    torch.testing.assert_close(a["classification"], b["classification"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(a["box_regression"], b["bbox_regression"], atol=1e-4, rtol=0)
+
+
+def test_same_gradients_as_torchvision(pair, batch):
+    ours, theirs = pair
+    ours.train(), theirs.train()
+    ours.zero_grad(), theirs.zero_grad()
+    sum(ours(*batch).values()).backward()
+    sum(theirs(*batch).values()).backward()
+    g_ours = ours.head.class_subnet.predictor.weight.grad
+    g_theirs = theirs.head.classification_head.cls_logits.weight.grad
+    torch.testing.assert_close(g_ours, g_theirs, atol=1e-5, rtol=1e-3)
+
+
+def test_same_detections_as_torchvision(pair, batch):
+    ours, theirs = pair
+    ours.eval(), theirs.eval()
+    with torch.no_grad():
+        assert_same_detections(ours(batch[0]), theirs(batch[0]))
+
+
+def test_back_to_torchvision(pair, batch):
+    ours, _ = pair
+    ours.eval()
+    fresh = retinanet_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=K, **SIZE
+    ).eval()
+    fresh.load_state_dict(to_torchvision_state_dict(ours.state_dict()))
+    with torch.no_grad():
+        assert_same_detections(fresh(batch[0]), ours(batch[0]))
+
+
+def test_round_trip_of_names_is_exact(pair):
+    ours, theirs = pair
+    state = theirs.state_dict()
+    back = to_torchvision_state_dict(from_torchvision_state_dict(state))
+    assert back.keys() == state.keys()
+    assert all(back[k] is state[k] for k in state)
+
+
+def test_group_norm_heads_convert_both_ways():
+    config = RetinaNetConfig.cpu()
+    model = RetinaNet(config)
+    converted = from_torchvision_state_dict(
+        to_torchvision_state_dict(model.state_dict(), "group"), "group"
+    )
+    assert converted.keys() == model.state_dict().keys()
+
+
+def test_load_torchvision_weights_file(pair, batch, tmp_path):
+    ours, theirs = pair
+    path = tmp_path / "retinanet.pth"
+    torch.save(theirs.state_dict(), path)
+    loaded = load_torchvision_weights(path, ours.config).eval()
+    ours.eval(), theirs.eval()
+    with torch.no_grad():
+        assert_same_detections(loaded(batch[0]), theirs(batch[0]))
+
+
+def test_load_torchvision_weights_rejects_corrupt_file(tmp_path):
+    path = tmp_path / "broken.pth"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read torchvision weights"):
+        load_torchvision_weights(path)
+
+
+@pytest.fixture(scope="module")
+def cpu_model():
+    torch.manual_seed(0)
+    return RetinaNet(RetinaNetConfig.cpu(num_classes=3))
+
+
+def test_cpu_preset_train_and_eval(cpu_model):
+    images = [torch.rand(3, 128, 128) for _ in range(2)]
+    targets = [
+        {"boxes": torch.tensor([[10.0, 10.0, 50.0, 40.0]]), "labels": torch.tensor([2])},
+        {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)},  # no objects
+    ]
+    cpu_model.train()
+    losses = cpu_model(images, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in cpu_model.parameters() if p.grad is not None)
+    cpu_model.eval()
+    with torch.no_grad():
+        out = cpu_model(torch.stack(images))
+    assert len(out) == 2 and out[0]["boxes"].shape[1] == 4
+
+
+def test_only_negatives_when_no_objects():
+    """With no objects the classification loss is the focal loss over all anchors, normalised by 1."""
+    model = RetinaNet(RetinaNetConfig.cpu(num_classes=3)).train()
+    torch.nn.init.zeros_(model.head.class_subnet.predictor.weight)  # every logit is the prior bias
+    image = torch.rand(3, 128, 128)
+    losses = model(
+        [image], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+    )
+    # at initialisation every anchor scores π = 0.01 for each class: FL = (1-α) π^γ (-log(1-π))
+    anchors = 9 * (16 * 16 + 8 * 8 + 4 * 4 + 2 * 2 + 1)  # 3069 anchors × 3 classes
+    per_anchor_class = 0.75 * 0.01**2 * -torch.log(torch.tensor(0.99))
+    torch.testing.assert_close(losses["classification"], anchors * 3 * per_anchor_class)
+    assert losses["box_regression"].item() == 0
+
+
+GOOD_BOX = {"boxes": torch.tensor([[1.0, 1.0, 20.0, 20.0]]), "labels": torch.tensor([0])}
+
+
+@pytest.mark.parametrize(
+    "images,targets,message",
+    [
+        ([], [], "empty batch"),
+        ([torch.rand(3, 0, 64)], [GOOD_BOX], "empty"),
+        ([torch.rand(1, 64, 64)], [GOOD_BOX], r"\(3, H, W\)"),
+        ([torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)], [GOOD_BOX], "float"),
+        ([torch.full((3, 64, 64), float("nan"))], [GOOD_BOX], "NaN"),
+        ([torch.rand(3, 64, 64)], [GOOD_BOX, GOOD_BOX], "1 images but 2 targets"),
+        (
+            [torch.rand(3, 64, 64)],
+            [{"boxes": torch.tensor([[5.0, 5.0, 5.0, 9.0]]), "labels": torch.tensor([0])}],
+            "zero or negative size",
+        ),
+        (
+            [torch.rand(3, 64, 64)],
+            [{"boxes": torch.tensor([[9.0, 5.0, 2.0, 9.0]]), "labels": torch.tensor([0])}],
+            "zero or negative size",
+        ),
+        (
+            [torch.rand(3, 64, 64)],
+            [{"boxes": torch.tensor([[10.0, 10.0, 90.0, 30.0]]), "labels": torch.tensor([0])}],
+            "outside its 64x64 image",
+        ),
+        (
+            [torch.rand(3, 64, 64)],
+            [{"boxes": torch.tensor([[1.0, 1.0, 9.0]]), "labels": torch.tensor([0])}],
+            r"\(N, 4\)",
+        ),
+        (
+            [torch.rand(3, 64, 64)],
+            [{"boxes": torch.tensor([[1.0, 1.0, 9.0, 9.0]]), "labels": torch.tensor([3])}],
+            r"0\.\.2",
+        ),
+        (
+            [torch.rand(3, 64, 64)],
+            [{"boxes": torch.tensor([[1.0, 1.0, 9.0, 9.0]]), "labels": torch.tensor([0.0])}],
+            "int64",
+        ),
+        ([torch.rand(3, 64, 64)], None, "needs targets"),
+    ],
+)
+def test_bad_input_names_the_problem(cpu_model, images, targets, message):
+    cpu_model.train()
+    with pytest.raises(ValueError, match=message):
+        cpu_model(images, targets)
+
+
+def test_config_rejects_unknown_choices():
+    with pytest.raises(ValueError, match="p6_input"):
+        RetinaNetConfig.paper().replace(p6_input="C4")
+    with pytest.raises(ValueError, match="num_classes"):
+        RetinaNetConfig.paper(num_classes=0)
