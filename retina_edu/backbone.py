@@ -32,9 +32,7 @@ class ResNetTrunk(nn.Module):
 
     def __init__(self, name: str = "resnet50", trunk_norm: str = "batch") -> None:
         super().__init__()
-        resnet = getattr(torchvision.models, name)(
-            weights=None, norm_layer=norm_layer_for(trunk_norm)
-        )
+        resnet = getattr(torchvision.models, name)(weights=None, norm_layer=norm_layer_for(trunk_norm))
         self.conv1, self.bn1, self.relu, self.maxpool = (
             resnet.conv1,
             resnet.bn1,
@@ -104,14 +102,10 @@ class SmallTrunk(nn.Module):
         return c3, c4, c5
 
 
-def build_trunk(
-    backbone: str, trunk_norm: str = "batch", small_channels=(32, 64, 128, 256)
-) -> nn.Module:
+def build_trunk(backbone: str, trunk_norm: str = "batch", small_channels=(32, 64, 128, 256)) -> nn.Module:
     """The trunk a config names: a torchvision ResNet or the ``SmallTrunk``."""
     if backbone == "small":
         return SmallTrunk(small_channels, trunk_norm)
     if backbone not in RESNET_DEPTHS:
-        raise ValueError(
-            f"unknown backbone {backbone!r}; choose from {sorted(RESNET_DEPTHS)} or 'small'"
-        )
+        raise ValueError(f"unknown backbone {backbone!r}; choose from {sorted(RESNET_DEPTHS)} or 'small'")
     return ResNetTrunk(backbone, trunk_norm)

@@ -17,7 +17,7 @@ BBOX_XFORM_CLIP = math.log(1000.0 / 16)
 
 
 def check_boxes(boxes: Tensor, name: str = "boxes") -> None:
-    """Raise ``ValueError`` unless ``boxes`` is a finite float ``(N, 4)`` xyxy tensor with x2 > x1, y2 > y1."""
+    """Raise ``ValueError`` unless ``boxes`` is a finite float ``(N, 4)`` xyxy tensor, x2 > x1, y2 > y1."""
     if not isinstance(boxes, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(boxes).__name__}")
     if boxes.dim() != 2 or boxes.shape[-1] != 4:

@@ -9,11 +9,18 @@ hand-built model, and the hand-built model's weights load into torchvision.
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torchvision.models.detection import RetinaNet as TorchvisionRetinaNet
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.retinanet import RetinaNetHead as TorchvisionRetinaNetHead
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
+from retina_edu.backbone import build_trunk
 from retina_edu.config import RetinaNetConfig
 from retina_edu.model import RetinaNet
 
@@ -51,9 +58,7 @@ def _rename(name: str, rules: list[tuple[str, str]]) -> str:
     raise KeyError(f"no rule renames parameter {name!r}")
 
 
-def from_torchvision_state_dict(
-    state: dict[str, Tensor], head_norm: str = "none"
-) -> dict[str, Tensor]:
+def from_torchvision_state_dict(state: dict[str, Tensor], head_norm: str = "none") -> dict[str, Tensor]:
     """torchvision RetinaNet state dict → retina_edu ``RetinaNet`` state dict (the same tensors).
 
     torchvision's head conv ``conv.{i}.{j}`` (j: 0 conv, 1 norm) is retina_edu's
@@ -62,9 +67,7 @@ def from_torchvision_state_dict(
     step = _modules_per_conv(head_norm)
     out = {}
     for name, tensor in state.items():
-        head = re.fullmatch(
-            r"head\.(classification_head|regression_head)\.conv\.(\d+)\.(\d)\.(.*)", name
-        )
+        head = re.fullmatch(r"head\.(classification_head|regression_head)\.conv\.(\d+)\.(\d)\.(.*)", name)
         if head:
             subnet, layer, part, leaf = head.groups()
             name = f"head.{SUBNET_NAMES[subnet]}.convs.{int(layer) * step + int(part)}.{leaf}"
@@ -74,9 +77,7 @@ def from_torchvision_state_dict(
     return out
 
 
-def to_torchvision_state_dict(
-    state: dict[str, Tensor], head_norm: str = "none"
-) -> dict[str, Tensor]:
+def to_torchvision_state_dict(state: dict[str, Tensor], head_norm: str = "none") -> dict[str, Tensor]:
     """retina_edu ``RetinaNet`` state dict → torchvision RetinaNet state dict (the same tensors)."""
     step = _modules_per_conv(head_norm)
     torchvision_subnet = {v: k for k, v in SUBNET_NAMES.items()}
@@ -109,3 +110,49 @@ def load_torchvision_weights(path: str | Path, config: RetinaNetConfig | None = 
     model = RetinaNet(config)
     model.load_state_dict(from_torchvision_state_dict(state, config.head_norm))
     return model
+
+
+def torchvision_retinanet(config: RetinaNetConfig) -> TorchvisionRetinaNet:
+    """torchvision's ``RetinaNet`` class assembled to the same architecture as ``RetinaNet(config)``.
+
+    Its state dict converts to and from retina_edu's with the functions above, which makes it the
+    reference the tests and benchmarks compare against. torchvision's smooth L1 box loss has β = 1.
+    """
+    if config.box_loss == "smooth_l1" and config.smooth_l1_beta != 1.0:
+        raise ValueError("torchvision's smooth L1 box loss uses beta = 1.0: set smooth_l1_beta=1.0")
+    trunk = build_trunk(config.backbone, config.trunk_norm, config.small_trunk_channels)
+    channels = config.fpn_channels
+    p6_in = trunk.out_channels[-1] if config.p6_input == "C5" else channels
+    if (p6_in == channels) != (config.p6_input == "P5"):  # torchvision decides by channel counts
+        raise ValueError("torchvision takes P6 from P5 exactly when C5 has as many channels as the FPN")
+    backbone = BackboneWithFPN(
+        trunk,
+        return_layers={"layer2": "0", "layer3": "1", "layer4": "2"},
+        in_channels_list=list(trunk.out_channels),
+        out_channels=channels,
+        extra_blocks=LastLevelP6P7(p6_in, channels),
+    )
+    norm = partial(nn.GroupNorm, 32) if config.head_norm == "group" else None
+    head = TorchvisionRetinaNetHead(
+        channels, config.num_anchors_per_location, config.num_classes, norm_layer=norm
+    )
+    for subnet in (head.classification_head, head.regression_head):  # torchvision builds 4 convs
+        subnet.conv = subnet.conv[: config.head_convs]
+    head.regression_head._loss_type = config.box_loss
+    anchors = AnchorGenerator(config.anchor_sizes, (config.aspect_ratios,) * len(config.anchor_sizes))
+    return TorchvisionRetinaNet(
+        backbone,
+        config.num_classes,
+        min_size=config.min_size,
+        max_size=config.max_size,
+        image_mean=list(config.image_mean),
+        image_std=list(config.image_std),
+        anchor_generator=anchors,
+        head=head,
+        score_thresh=config.score_thresh,
+        nms_thresh=config.nms_thresh,
+        detections_per_img=config.detections_per_img,
+        fg_iou_thresh=config.fg_iou_thresh,
+        bg_iou_thresh=config.bg_iou_thresh,
+        topk_candidates=config.topk_candidates,
+    )

@@ -106,9 +106,7 @@ class RetinaNetConfig:
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
         if len(self.anchor_sizes) != 5:
-            raise ValueError(
-                f"anchor_sizes needs one tuple per level P3..P7, got {self.anchor_sizes}"
-            )
+            raise ValueError(f"anchor_sizes needs one tuple per level P3..P7, got {self.anchor_sizes}")
         if len({len(s) for s in self.anchor_sizes}) != 1:
             raise ValueError("every level needs the same number of anchor sizes")
         if not 0 < self.prior_prob < 1:

@@ -18,16 +18,12 @@ class FPN(nn.Module):
     ``p6_input="C5"`` is the paper's choice; ``"P5"`` is torchvision's first RetinaNet.
     """
 
-    def __init__(
-        self, in_channels: tuple[int, int, int], channels: int = 256, p6_input: str = "C5"
-    ) -> None:
+    def __init__(self, in_channels: tuple[int, int, int], channels: int = 256, p6_input: str = "C5") -> None:
         super().__init__()
         self.p6_input = p6_input
         # lateral 1×1 convs bring C3..C5 to `channels`; 3×3 output convs smooth the sums
         self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
-        self.output = nn.ModuleList(
-            nn.Conv2d(channels, channels, 3, padding=1) for _ in in_channels
-        )
+        self.output = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in in_channels)
         self.p6 = nn.Conv2d(
             in_channels[-1] if p6_input == "C5" else channels, channels, 3, stride=2, padding=1
         )

@@ -48,9 +48,7 @@ class Subnet(nn.Module):
         self.convs = nn.Sequential(*layers)
         self.predictor = nn.Conv2d(channels, num_anchors * outputs_per_anchor, 3, padding=1)
         self.outputs_per_anchor = outputs_per_anchor
-        for (
-            m
-        ) in self.modules():  # §4.1: "all new conv layers ... Gaussian weight fill with σ = 0.01"
+        for m in self.modules():  # §4.1: "all new conv layers ... Gaussian weight fill with σ = 0.01"
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.01)
                 if m.bias is not None:
@@ -62,9 +60,7 @@ class Subnet(nn.Module):
         for x in features:
             y = self.predictor(self.convs(x))  # (B, A·k, H, W)
             b, _, h, w = y.shape
-            y = y.view(b, -1, self.outputs_per_anchor, h, w).permute(
-                0, 3, 4, 1, 2
-            )  # (B, H, W, A, k)
+            y = y.view(b, -1, self.outputs_per_anchor, h, w).permute(0, 3, 4, 1, 2)  # (B, H, W, A, k)
             outputs.append(y.reshape(b, -1, self.outputs_per_anchor))
         return torch.cat(outputs, dim=1)
 

@@ -58,9 +58,7 @@ def alpha_balanced_cross_entropy(
     return sigmoid_focal_loss(logits, targets, alpha=alpha, gamma=0.0, reduction=reduction)
 
 
-def box_regression_loss(
-    pred: Tensor, target: Tensor, kind: str = "smooth_l1", beta: float = 0.1
-) -> Tensor:
+def box_regression_loss(pred: Tensor, target: Tensor, kind: str = "smooth_l1", beta: float = 0.1) -> Tensor:
     """Element-wise box loss between ``(F, 4)`` predicted and target deltas → ``(F, 4)``.
 
     ``"smooth_l1"`` (the paper's): 0.5 d² / β for |d| < β, else |d| − 0.5 β. ``"l1"``: |d|.

@@ -103,9 +103,7 @@ class RetinaNet(nn.Module):
     # -- image transform: the same arithmetic as torchvision's GeneralizedRCNNTransform ----------
     def resize_scale(self, height: int, width: int) -> float:
         """Scale that brings the shorter side to ``min_size`` unless the longer passes ``max_size``."""
-        return min(
-            self.config.min_size / min(height, width), self.config.max_size / max(height, width)
-        )
+        return min(self.config.min_size / min(height, width), self.config.max_size / max(height, width))
 
     def preprocess(
         self, images: Sequence[Tensor], targets: Sequence[dict] | None
@@ -176,9 +174,7 @@ class RetinaNet(nn.Module):
 
         if self.training:
             return self.loss(class_logits, box_deltas, anchors, targets)
-        per_level = [
-            f.shape[-2] * f.shape[-1] * self.config.num_anchors_per_location for f in features
-        ]
+        per_level = [f.shape[-2] * f.shape[-1] * self.config.num_anchors_per_location for f in features]
         detections = postprocess_detections(
             class_logits,
             box_deltas,
@@ -192,9 +188,7 @@ class RetinaNet(nn.Module):
             self.config.detections_per_img,
         )
         for det, size, original in zip(detections, sizes, original_sizes, strict=True):
-            ratio = torch.tensor(original, dtype=torch.float32) / torch.tensor(
-                size, dtype=torch.float32
-            )
+            ratio = torch.tensor(original, dtype=torch.float32) / torch.tensor(size, dtype=torch.float32)
             det["boxes"] = det["boxes"] * ratio.to(det["boxes"].device)[[1, 0, 1, 0]]
         return detections
 

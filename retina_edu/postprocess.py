@@ -79,9 +79,7 @@ def postprocess_detections(
     scores, labels, image_index = scores[keep], labels[keep], image_index[keep]  # (M,)
     anchor_index = anchor_index[keep]
     boxes = box_coder.decode(box_deltas[image_index, anchor_index], anchors[anchor_index])  # (M, 4)
-    sizes = torch.as_tensor(image_sizes, dtype=boxes.dtype, device=boxes.device)[
-        image_index
-    ]  # (M, 2)
+    sizes = torch.as_tensor(image_sizes, dtype=boxes.dtype, device=boxes.device)[image_index]  # (M, 2)
     boxes = torch.minimum(boxes.clamp(min=0), sizes[:, [1, 0, 1, 0]])  # clip to each image
 
     # One NMS call for the whole batch: boxes of another image or class never suppress each other.

@@ -32,9 +32,7 @@ def test_anchors_equal_torchvision(image_size, preset):
 def test_anchor_count_for_800_pixels():
     # 9 anchors × (100² + 50² + 25² + 13² + 7²) positions = 9 × 13343 = 120087
     config = RetinaNetConfig.paper()
-    anchors = anchors_for_image(
-        (800, 800), grids_for((800, 800)), config.anchor_sizes, config.aspect_ratios
-    )
+    anchors = anchors_for_image((800, 800), grids_for((800, 800)), config.anchor_sizes, config.aspect_ratios)
     assert anchors.shape == (120087, 4)
 
 
@@ -50,17 +48,13 @@ def test_grid_order_is_row_column_anchor():
     cell = cell_anchors([8], [1.0])
     anchors = anchors_for_grid(cell, (2, 3), (10, 10))  # 2 rows × 3 columns × 1 anchor
     centres = (anchors[:, :2] + anchors[:, 2:]) / 2
-    expected = torch.tensor(
-        [[0, 0], [10, 0], [20, 0], [0, 10], [10, 10], [20, 10]], dtype=torch.float32
-    )
+    expected = torch.tensor([[0, 0], [10, 0], [20, 0], [0, 10], [10, 10], [20, 10]], dtype=torch.float32)
     torch.testing.assert_close(centres, expected)
 
 
 def test_best_anchor_iou_covers_boxes_on_anchors():
     config = RetinaNetConfig.paper()
-    anchors = anchors_for_image(
-        (256, 256), grids_for((256, 256)), config.anchor_sizes, config.aspect_ratios
-    )
+    anchors = anchors_for_image((256, 256), grids_for((256, 256)), config.anchor_sizes, config.aspect_ratios)
     best = best_anchor_iou(anchors[[0, 500, 1000]], anchors)
     torch.testing.assert_close(best, torch.ones(3))
     assert best_anchor_iou(torch.zeros(0, 4), anchors).shape == (0,)

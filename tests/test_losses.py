@@ -36,9 +36,7 @@ def test_gradcheck_float64(gen):
     logits = torch.randn(6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
     targets = (torch.rand(6, 3, generator=gen) < 0.4).double()
     for gamma in (0.5, 2.0):
-        assert torch.autograd.gradcheck(
-            lambda x, g=gamma: sigmoid_focal_loss(x, targets, 0.25, g), (logits,)
-        )
+        assert torch.autograd.gradcheck(lambda x, g=gamma: sigmoid_focal_loss(x, targets, 0.25, g), (logits,))
 
 
 def test_gamma_zero_no_alpha_is_cross_entropy(gen):
@@ -46,9 +44,7 @@ def test_gamma_zero_no_alpha_is_cross_entropy(gen):
     targets = (torch.rand(100, generator=gen) < 0.5).float()
     expected = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     torch.testing.assert_close(sigmoid_focal_loss(logits, targets, alpha=None, gamma=0.0), expected)
-    torch.testing.assert_close(
-        alpha_balanced_cross_entropy(logits, targets, alpha=0.5), 0.5 * expected
-    )
+    torch.testing.assert_close(alpha_balanced_cross_entropy(logits, targets, alpha=0.5), 0.5 * expected)
 
 
 def test_focal_loss_by_hand():
@@ -59,9 +55,7 @@ def test_focal_loss_by_hand():
 
 def test_retinanet_loss_by_hand():
     # one image, 3 anchors, 2 classes: anchor 0 foreground (object 0, class 1), 1 background, 2 ignored
-    anchors = torch.tensor(
-        [[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0], [0.0, 0.0, 8.0, 12.0]]
-    )
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0], [0.0, 0.0, 8.0, 12.0]])
     gt_boxes = torch.tensor([[[1.0, 1.0, 11.0, 11.0]]])
     logits = torch.tensor([[[0.5, -1.0], [2.0, -3.0], [9.0, 9.0]]])
     deltas = torch.zeros(1, 3, 4)

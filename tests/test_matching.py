@@ -46,9 +46,7 @@ def test_batched_with_padding_equals_per_image(gen):
     padded = torch.zeros(3, 5, 400)
     for b, iou in enumerate(per_image):
         padded[b, : len(iou)] = iou
-        padded[b, len(iou) :] = torch.rand(
-            5 - len(iou), 400, generator=gen
-        )  # junk: must be ignored
+        padded[b, len(iou) :] = torch.rand(5 - len(iou), 400, generator=gen)  # junk: must be ignored
     batched = match_anchors(padded, num_gt=torch.tensor(counts))
     for b, iou in enumerate(per_image):
         expected = torchvision_matcher(iou) if len(iou) else torch.full((400,), BACKGROUND)

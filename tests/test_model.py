@@ -85,9 +85,7 @@ def test_same_detections_as_torchvision(pair, batch):
 def test_back_to_torchvision(pair, batch):
     ours, _ = pair
     ours.eval()
-    fresh = retinanet_resnet50_fpn(
-        weights=None, weights_backbone=None, num_classes=K, **SIZE
-    ).eval()
+    fresh = retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=K, **SIZE).eval()
     fresh.load_state_dict(to_torchvision_state_dict(ours.state_dict()))
     with torch.no_grad():
         assert_same_detections(fresh(batch[0]), ours(batch[0]))
@@ -104,9 +102,7 @@ def test_round_trip_of_names_is_exact(pair):
 def test_group_norm_heads_convert_both_ways():
     config = RetinaNetConfig.cpu()
     model = RetinaNet(config)
-    converted = from_torchvision_state_dict(
-        to_torchvision_state_dict(model.state_dict(), "group"), "group"
-    )
+    converted = from_torchvision_state_dict(to_torchvision_state_dict(model.state_dict(), "group"), "group")
     assert converted.keys() == model.state_dict().keys()
 
 
@@ -155,9 +151,7 @@ def test_only_negatives_when_no_objects():
     model = RetinaNet(RetinaNetConfig.cpu(num_classes=3)).train()
     torch.nn.init.zeros_(model.head.class_subnet.predictor.weight)  # every logit is the prior bias
     image = torch.rand(3, 128, 128)
-    losses = model(
-        [image], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
-    )
+    losses = model([image], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}])
     # at initialisation every anchor scores π = 0.01 for each class: FL = (1-α) π^γ (-log(1-π))
     anchors = 9 * (16 * 16 + 8 * 8 + 4 * 4 + 2 * 2 + 1)  # 3069 anchors × 3 classes
     per_anchor_class = 0.75 * 0.01**2 * -torch.log(torch.tensor(0.99))
