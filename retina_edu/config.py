@@ -36,7 +36,7 @@ def anchor_sizes_per_level(
     """
     if whole_pixels:
         return tuple(tuple(float(int(b * s)) for s in scales) for b in base_sizes)
-    return tuple(tuple(b * s for s in scales) for b in base_sizes)
+    return tuple(tuple(float(b * s) for s in scales) for b in base_sizes)
 
 
 @dataclass(frozen=True)

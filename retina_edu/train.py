@@ -36,7 +36,7 @@ class TrainConfig:
     """The optimisation settings. The paper: SGD, lr 0.01 for 16 images, momentum 0.9, weight
     decay 1e-4, 90k steps with lr ÷10 at 60k and 80k; the CPU preset trains with AdamW."""
 
-    steps: int = 1200
+    steps: int = 1000
     batch_size: int = 16
     optimizer: str = "adamw"  # "adamw" | "sgd"
     lr: float = 1e-3

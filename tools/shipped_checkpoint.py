@@ -1,0 +1,108 @@
+"""Make, or re-make and compare, the trained CPU-preset checkpoint shipped in data/checkpoints/.
+
+    python tools/shipped_checkpoint.py make        # train (seed 0), write retinanet_cpu.pt + .json
+    python tools/shipped_checkpoint.py reproduce   # train again into runs/reproduce and compare
+
+The weights are stored in float16 (half the size; the AP recorded is that of the stored file).
+Training runs on one CPU thread, so the result does not depend on how many cores a machine has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from retina_edu import RetinaNet, RetinaNetConfig
+from retina_edu.checkpoint import load_model, save_checkpoint
+from retina_edu.data import CocoDetection, ensure_synthetic_dataset
+from retina_edu.evaluate import evaluate_model
+from retina_edu.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "data" / "checkpoints" / "retinanet_cpu.pt"
+SEED = 0
+
+
+def git_revision() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def train_and_export(path: Path, command: str) -> dict:
+    paths = ensure_synthetic_dataset()
+    train_set = CocoDetection(paths["train"], paths["root"] / "train")
+    cfg = TrainConfig(seed=SEED)
+    torch.manual_seed(SEED)
+    model = RetinaNet(RetinaNetConfig.cpu(num_classes=train_set.num_classes))
+    result = train(model, train_set, cfg)
+    save_checkpoint(
+        path,
+        copy.deepcopy(result.model).half(),
+        step=len(result.history),
+        history=result.history,
+        train_config=dataclasses.asdict(cfg),
+        class_names=train_set.class_names,
+        label_to_category_id=train_set.label_to_category_id,
+        command=command,
+        git_revision=git_revision(),
+        train_seconds=round(result.seconds, 1),
+    )
+    shipped, _ = load_model(path)
+    val_set = CocoDetection(paths["val"], paths["root"] / "val")
+    evaluation = evaluate_model(shipped, val_set, progress=False, verbose=False)
+    record = {
+        "file": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "command": command,
+        "git_revision": git_revision(),
+        "train_seconds": round(result.seconds, 1),
+        "steps": len(result.history),
+        "seed": SEED,
+        "val_stats": {k: round(v, 4) for k, v in evaluation.stats.items()},
+        "val_per_class_ap": {k: round(v, 4) for k, v in evaluation.per_class_ap().items()},
+    }
+    path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("action", choices=["make", "reproduce"])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.action == "make":
+        record = train_and_export(SHIPPED, "python tools/shipped_checkpoint.py make")
+        print(json.dumps(record, indent=2))
+        return
+    shipped = json.loads(SHIPPED.with_suffix(".json").read_text())
+    again = train_and_export(
+        ROOT / "runs" / "reproduce" / "retinanet_cpu.pt", "python tools/shipped_checkpoint.py reproduce"
+    )
+    a, _ = load_model(SHIPPED)
+    b, _ = load_model(ROOT / "runs" / "reproduce" / "retinanet_cpu.pt")
+    diff = max(
+        (p - q).abs().max().item()
+        for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
+    print(f"largest weight difference: {diff:.3g}")
+    print(f"AP shipped {shipped['val_stats']['AP']:.4f}, re-trained {again['val_stats']['AP']:.4f}")
+    print("same file bytes" if again["sha256"] == shipped["sha256"] else "files differ (metadata or weights)")
+    sys.exit(0 if diff == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()
