@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab test unit notebooks lint data reproduce benchmark clean
+.PHONY: setup lab test unit notebooks lint data reproduce benchmark ablations clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,18 @@ lint: setup
 
 data: setup
 	$(BIN)/python -m retina_edu.data.synthetic --force
+
+# Re-train the shipped checkpoint (one thread, ~5 min) and compare it with data/checkpoints/.
+reproduce: setup
+	$(BIN)/python tools/shipped_checkpoint.py reproduce
+
+# The figures in the README; run on an otherwise idle machine.
+benchmark: setup
+	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/train_ap.py
+
+ablations: setup
+	$(BIN)/python benchmarks/ablations.py
 
 clean:
 	rm -rf $(VENV) data/synthetic runs .pytest_cache

@@ -72,10 +72,12 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """
     area1 = box_area(boxes1)  # (..., N)
     area2 = box_area(boxes2)  # (..., M)
-    top_left = torch.maximum(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # (..., N, M, 2)
-    bottom_right = torch.minimum(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])
-    wh = (bottom_right - top_left).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]  # (..., N, M)
+    a = boxes1[..., :, None, :]  # (..., N, 1, 4)
+    b = boxes2[..., None, :, :]  # (..., 1, M, 4)
+    # one coordinate at a time: each intermediate is a contiguous (..., N, M) tensor
+    width = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
+    height = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp(min=0)
+    inter = width * height  # (..., N, M)
     union = area1[..., :, None] + area2[..., None, :] - inter
     return inter / union
 

@@ -39,7 +39,8 @@ def sigmoid_focal_loss(
     z = logits * (1 - 2 * targets)  # (...) the "wrongness" of each logit
     loss = F.softplus(z)  # −log(p_t)
     if gamma != 0:
-        loss = loss * torch.exp(gamma * F.logsigmoid(z))  # × (1 − p_t)^γ
+        # log(1 − p_t) = logsigmoid(z) = z − softplus(z): one softplus serves both factors
+        loss = loss * torch.exp(gamma * (z - loss))  # × (1 − p_t)^γ
     if alpha is not None:
         loss = loss * (alpha * targets + (1 - alpha) * (1 - targets))  # × α_t
     if reduction == "sum":

@@ -62,7 +62,8 @@ def postprocess_detections(
     start = 0
     for count in anchors_per_level:
         level_scores = class_logits[:, start : start + count].sigmoid().flatten(1)  # (B, n_l·K)
-        k = min(topk_candidates, level_scores.shape[1])
+        # the top k of each image, where k covers every score above the threshold (at most topk)
+        k = min(topk_candidates, int((level_scores > score_thresh).sum(dim=1).max()))
         top_scores, top_index = level_scores.topk(k, dim=1)  # (B, k), best first
         scores.append(top_scores)
         anchor_index.append(start + top_index // num_classes)
