@@ -36,7 +36,7 @@ lint: setup
 	$(BIN)/ruff format --check retina_edu tests benchmarks
 
 data: setup
-	$(BIN)/python -m retina_edu.data.synthetic --force
+	$(BIN)/python -m retina_edu.data --force
 
 # Re-train the shipped checkpoint (one thread, ~5 min) and compare it with data/checkpoints/.
 reproduce: setup

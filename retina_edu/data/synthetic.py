@@ -16,7 +16,7 @@ image (the class imbalance that focal loss answers), with little overlap (unambi
 
 Command line::
 
-    python -m retina_edu.data.synthetic --root data/synthetic --train 2000 --val 300 --seed 0
+    python -m retina_edu.data --root data/synthetic --train 2000 --val 300 --seed 0
 """
 
 from __future__ import annotations
@@ -396,7 +396,7 @@ def ensure_synthetic_dataset(
 def main(argv: list[str] | None = None) -> None:
     """Command line: make (or check) the synthetic train and val splits."""
     parser = argparse.ArgumentParser(
-        prog="python -m retina_edu.data.synthetic",
+        prog="python -m retina_edu.data",
         description="Make the synthetic shapes data set (COCO format) unless it is already there.",
     )
     parser.add_argument(
@@ -416,7 +416,3 @@ def main(argv: list[str] | None = None) -> None:
         args.root, args.train, args.val, args.seed, args.image_size, args.force, args.workers
     )
     print(f"train: {paths['train']}\nval:   {paths['val']}\n({time.perf_counter() - start:.1f} s)")
-
-
-if __name__ == "__main__":
-    main()
