@@ -58,7 +58,9 @@ def anchors_for_image(
     """All anchors of an image of ``image_size = (H, W)`` (the padded batch size).
 
     ``grid_sizes`` holds each level's feature-map size; level l's stride is
-    ``image_size // grid_size`` per axis. ``anchor_sizes[l]`` are the sizes for level l.
+    ``image_size // grid_size`` per axis, as in torchvision's ``AnchorGenerator``. Where the
+    stride-2 convs round a grid up this is not 2^l: at 800 px P6 (13 × 13) gets stride 61 and
+    P7 (7 × 7) stride 114, not 64 and 128. ``anchor_sizes[l]`` are the sizes for level l.
     Returns ``(Σ_l H_l · W_l · A, 4)`` xyxy.
     """
     per_level = []
@@ -69,11 +71,12 @@ def anchors_for_image(
     return torch.cat(per_level)
 
 
-def best_anchor_iou(gt_boxes: Tensor, anchors: Tensor, chunk: int = 4096) -> Tensor:
+def best_anchor_iou(gt_boxes: Tensor, anchors: Tensor, chunk: int = 256) -> Tensor:
     """For each ground-truth box the IoU of its best anchor: the anchor coverage of a data set.
 
     gt_boxes: ``(G, 4)`` xyxy, anchors: ``(A, 4)`` xyxy → ``(G,)``. A box whose best IoU is below
     the foreground threshold (0.5) only gets a training target through the low-quality match.
+    Boxes go ``chunk`` at a time, so the IoU matrix stays small (256 × 120k floats = 120 MB).
     """
     best = [box_iou(g, anchors).max(dim=1).values for g in gt_boxes.split(chunk)]
     return torch.cat(best) if best else gt_boxes.new_zeros(0)
