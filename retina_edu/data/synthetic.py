@@ -2,8 +2,10 @@
 
 Why: the course runs offline, and the problem RetinaNet solves should be real. Each 128-pixel
 image holds 2–8 filled shapes of five classes, sizes spread log-uniformly over 12–88 pixels (small
-objects for P3, large ones for P5 and above), on a textured background that covers most of the
-image (the class imbalance that focal loss answers), with little overlap (unambiguous labels).
+objects for P3, large ones for P5 with the CPU preset's anchors; scaled to 800 px, P4 to P7 with
+the paper's), on a textured background that covers most of the image (the class imbalance that
+focal loss answers), with little overlap (unambiguous labels). At 128 px the CPU preset's P6 and
+P7 anchors (128-406 px) are larger than any object: those levels only learn background.
 
 - Classes are told apart by shape only: colours are drawn independently of the class.
 - An object's *size* is ``sqrt(w * h)`` of its box (the way anchor sizes are measured); squares,

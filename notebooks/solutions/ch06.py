@@ -1,0 +1,19 @@
+"""Worked answers to the exercises of 06_focal_loss."""
+
+import math
+
+import torch
+
+# FL / CE = (1 - p_t)^γ, so CE / FL = 1 / (1 - 0.9)^5 = 1 / 0.1^5 = 100,000.
+reduction_gamma5 = 1 / (1 - 0.9) ** 5
+
+# (1 - p_t)^2 = 1/10  ⇔  p_t = 1 - √0.1 ≈ 0.684.
+p_t_for_10x = 1 - math.sqrt(0.1)
+
+
+def focal_gradient(x, y, gamma):
+    """dFL/dx = y±·(1 − p_t)^γ·(γ·p_t·log(p_t) + p_t − 1), the paper's Appendix B (no α)."""
+    p = torch.sigmoid(x)
+    p_t = torch.where(y == 1, p, 1 - p)
+    y_pm = 2 * y - 1
+    return y_pm * (1 - p_t) ** gamma * (gamma * p_t * torch.log(p_t) + p_t - 1)

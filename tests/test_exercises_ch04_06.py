@@ -1,0 +1,101 @@
+"""The exercise checks of notebooks 04-06: the worked answers pass, plausible wrong answers and
+unanswered exercises (None, or a stub that raises NotImplementedError) do not."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from retina_edu.exercises import ch04, ch05, ch06
+
+SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
+
+
+def load_solutions(name: str):
+    spec = importlib.util.spec_from_file_location(f"solutions_{name}", SOLUTIONS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def stub(*args):
+    raise NotImplementedError  # what the notebook's cell holds before the learner answers
+
+
+s04, s05, s06 = load_solutions("ch04"), load_solutions("ch05"), load_solutions("ch06")
+
+
+def floor_halving_sizes(height, width):
+    # a plausible mistake: rounding down instead of up
+    return [(height // 2**level, width // 2**level) for level in range(3, 8)]
+
+
+def fpn_count_ignoring_p6_input(in_channels, channels, p6_input):
+    return s04.fpn_parameter_count(in_channels, channels, "C5")  # always counts P6 from C5
+
+
+def fpn_count_without_biases(in_channels, channels, p6_input):
+    c, p6_in = channels, in_channels[-1] if p6_input == "C5" else channels
+    return sum(ci * c for ci in in_channels) + 3 * 9 * c * c + 9 * p6_in * c + 9 * c * c
+
+
+def class_major_rows(y, num_anchors):
+    # a plausible mistake: split the channels as (k, A) instead of (A, k)
+    b, channels, h, w = y.shape
+    k = channels // num_anchors
+    return y.view(b, k, num_anchors, h, w).permute(0, 3, 4, 2, 1).reshape(b, -1, k)
+
+
+CASES = [
+    # (check, solution, wrong answers)
+    (ch04.check_pyramid_sizes, s04.pyramid_sizes, [floor_halving_sizes]),
+    (
+        ch04.check_fpn_parameter_count,
+        s04.fpn_parameter_count,
+        [fpn_count_ignoring_p6_input, fpn_count_without_biases],
+    ),
+    (ch04.check_p6_p7_anchor_count, s04.p6_p7_anchors, [(12 * 12 + 6 * 6) * 9, 13 * 13 + 7 * 7]),
+    (
+        ch05.check_prior_bias,
+        s05.prior_bias_for,
+        [lambda pi: math.log((1 - pi) / pi), lambda pi: -math.log(pi)],  # sign flipped; log of π only
+    ),
+    (
+        ch05.check_background_loss_at_start,
+        s05.background_loss_at_start,
+        [lambda n, k, pi, a, g: n * k * -math.log(1 - pi)],  # forgets alpha and the modulating factor
+    ),
+    (ch05.check_anchor_rows, s05.anchor_rows, [class_major_rows]),
+    (ch06.check_reduction_gamma5, s06.reduction_gamma5, [100, 1e-5]),
+    (ch06.check_p_t_for_10x, s06.p_t_for_10x, [0.9, 1 - 0.1**2]),
+    (
+        ch06.check_focal_gradient,
+        s06.focal_gradient,
+        [lambda x, y, g: torch.sigmoid(x) - y, lambda x, y, g: -s06.focal_gradient(x, y, g)],
+    ),
+]
+IDS = [case[0].__name__ for case in CASES]
+
+
+@pytest.mark.parametrize("check,solution,wrong", CASES, ids=IDS)
+def test_solution_is_accepted(check, solution, wrong, capsys):
+    assert check(solution) is True
+    assert "correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("check,solution,wrong", CASES, ids=IDS)
+def test_wrong_answers_are_refused(check, solution, wrong, capsys):
+    for answer in wrong:
+        assert check(answer) is False
+    assert "not yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("check,solution,wrong", CASES, ids=IDS)
+def test_unanswered_is_not_answered(check, solution, wrong, capsys):
+    assert check(None) is False
+    if callable(solution):
+        assert check(stub) is False
+    out = capsys.readouterr().out
+    assert "not answered yet" in out and "correct" not in out
