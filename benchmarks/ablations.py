@@ -26,20 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from retina_edu import RetinaNet, RetinaNetConfig  # noqa: E402
-from retina_edu.boxes import box_iou  # noqa: E402
-from retina_edu.checkpoint import load_model  # noqa: E402
-from retina_edu.config import anchor_sizes_per_level  # noqa: E402
-from retina_edu.data import CocoDetection, collate, ensure_synthetic_dataset  # noqa: E402
-from retina_edu.evaluate import evaluate_model  # noqa: E402
-from retina_edu.losses import sigmoid_focal_loss  # noqa: E402
-from retina_edu.matching import match_anchors  # noqa: E402
-from retina_edu.train import TrainConfig, train  # noqa: E402
+from retina_edu import RetinaNet, RetinaNetConfig
+from retina_edu.boxes import box_iou
+from retina_edu.checkpoint import load_model
+from retina_edu.config import anchor_sizes_per_level
+from retina_edu.data import CocoDetection, collate, ensure_synthetic_dataset
+from retina_edu.evaluate import evaluate_model
+from retina_edu.losses import sigmoid_focal_loss
+from retina_edu.matching import match_anchors
+from retina_edu.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_SIZES = (16, 32, 64, 128, 256)  # the CPU preset's anchor sizes on P3..P7
@@ -236,6 +234,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="runs at a time, one thread each")
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "results")
     args = parser.parse_args()
+    matplotlib.use("Agg")  # files only; importing this module (notebook 10 does) leaves plots alone
     args.out.mkdir(parents=True, exist_ok=True)
     paths = ensure_synthetic_dataset()
     train_set = CocoDetection(paths["train"], paths["root"] / "train")
