@@ -222,9 +222,12 @@ def main(argv: list[str] | None = None) -> TrainResult:
     config = getattr(RetinaNetConfig, args.preset)(num_classes=dataset.num_classes)
     model = RetinaNet(config).to(args.device)
     result = train(model, dataset, cfg, args.out, args.resume, args.time_limit)
-    last = result.history[-1]
-    print(f"{len(result.history)} steps in {result.seconds:.0f} s, last loss {last['loss']:.4f}")
-    print(f"saved {result.checkpoint}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    if result.checkpoint is not None:  # the process that saved (rank 0 under torchrun)
+        last = result.history[-1]
+        print(f"{len(result.history)} steps in {result.seconds:.0f} s, last loss {last['loss']:.4f}")
+        print(f"saved {result.checkpoint}")
     return result
 
 
