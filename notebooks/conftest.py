@@ -4,3 +4,7 @@ steps instead of minutes. Cells whose output nbval checks do not depend on this 
 import os
 
 os.environ["RETINA_EDU_QUICK"] = "1"
+
+# One thread per kernel: the checked numbers then do not depend on the core count, and
+# several processes sharing a small machine do not stall each other's OpenMP threads.
+os.environ["OMP_NUM_THREADS"] = "1"

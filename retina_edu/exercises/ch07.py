@@ -1,0 +1,135 @@
+"""Checks for the exercises of ``07_training``: epochs of the CPU preset, the paper's learning-rate
+schedule, one training step."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+
+from retina_edu.config import RetinaNetConfig
+from retina_edu.data import ensure_synthetic_dataset
+from retina_edu.exercises import verdict
+from retina_edu.model import RetinaNet
+from retina_edu.train import TrainConfig, lr_factor
+
+# The paper's optimisation (§4.1): SGD, lr 0.01 for 16 images, ÷10 at 60k and 80k of 90k steps.
+PAPER_TRAIN = TrainConfig(
+    steps=90_000, batch_size=16, optimizer="sgd", lr=0.01, momentum=0.9, weight_decay=1e-4,
+    warmup_steps=0, schedule="step",
+)  # fmt: skip
+PAPER_STEPS_TO_CHECK = (0, 1_000, 59_999, 60_000, 70_000, 79_999, 80_000, 89_999)
+
+
+def default_epochs() -> float:
+    """Epochs that the default ``TrainConfig()`` makes over the synthetic training split."""
+    cfg = TrainConfig()
+    num_images = len(json.loads(ensure_synthetic_dataset()["train"].read_text())["images"])
+    return cfg.steps / (num_images // cfg.batch_size)  # an epoch drops the last partial batch
+
+
+def check_epochs(answer: float | None) -> bool:
+    """Exercise 1: how many epochs the default CPU training run makes."""
+    return verdict(
+        "epochs",
+        answer,
+        lambda a: math.isclose(float(a), default_epochs(), rel_tol=1e-3),
+        "an epoch is len(train_set) // batch_size steps (batch_indices drops the last partial batch)",
+    )
+
+
+def check_paper_lr(fn: Callable | None) -> bool:
+    """Exercise 2: ``fn(step)`` is the paper's learning rate at ``step``."""
+
+    def is_right(fn: Callable) -> bool:
+        return all(
+            math.isclose(float(fn(step)), PAPER_TRAIN.lr * lr_factor(step, PAPER_TRAIN), rel_tol=1e-6)
+            for step in PAPER_STEPS_TO_CHECK
+        )
+
+    return verdict(
+        "paper_lr",
+        fn,
+        is_right,
+        "0.01 until step 60,000, then 0.001 until step 80,000, then 0.0001 (no warm-up)",
+    )
+
+
+TINY = RetinaNetConfig.cpu(num_classes=3).replace(
+    small_trunk_channels=(8, 16, 32, 64), fpn_channels=32, min_size=64, max_size=64
+)
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block: a tiny model gains nothing from more, and on a busy
+    machine several threads per process can make it a hundred times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _tiny_batch():
+    gen = torch.Generator().manual_seed(0)
+    images = [torch.rand(3, 64, 64, generator=gen) for _ in range(2)]
+    targets = [
+        {"boxes": torch.tensor([[4.0, 6.0, 30.0, 40.0]]), "labels": torch.tensor([1])},
+        {"boxes": torch.tensor([[10.0, 10.0, 50.0, 30.0], [30.0, 35.0, 60.0, 62.0]]),
+         "labels": torch.tensor([0, 2])},
+    ]  # fmt: skip
+    return images, targets
+
+
+def reference_train_step(model, optimizer, images, targets, max_norm: float) -> float:
+    """One step of §4.1's loop: the summed loss, backward, clip the global gradient norm, step."""
+    losses = model(images, targets)
+    loss = sum(losses.values())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    optimizer.step()
+    return float(loss.item())
+
+
+def check_train_step(fn: Callable | None) -> bool:
+    """Exercise 3: ``fn(model, optimizer, images, targets, max_norm) -> loss`` does one full step."""
+
+    def is_right(fn: Callable) -> bool:
+        with one_thread():
+            return _same_as_reference(fn)
+
+    return verdict(
+        "train_step",
+        fn,
+        is_right,
+        "loss = sum(model(images, targets).values()); zero the gradients, backward, "
+        "clip_grad_norm_(model.parameters(), max_norm), optimizer.step(); return loss.item()",
+    )
+
+
+def _same_as_reference(fn: Callable) -> bool:
+    """Two steps of ``fn`` and of the reference on copies of a tiny model: same losses, same weights."""
+    torch.manual_seed(0)
+    ours = RetinaNet(TINY).train()
+    theirs = copy.deepcopy(ours)
+    # SGD, not Adam: Adam's step hardly depends on the gradient's scale, so clipping would not show.
+    opt_ours = torch.optim.SGD(ours.parameters(), lr=0.05, momentum=0.9)
+    opt_theirs = torch.optim.SGD(theirs.parameters(), lr=0.05, momentum=0.9)
+    images, targets = _tiny_batch()
+    for _ in range(2):  # two steps: gradients must not pile up from one step to the next
+        expected = reference_train_step(ours, opt_ours, images, targets, max_norm=0.5)
+        got = fn(theirs, opt_theirs, images, targets, 0.5)
+        if not math.isclose(float(got), expected, rel_tol=1e-5):
+            return False
+    return all(
+        torch.allclose(p, q, rtol=1e-5, atol=1e-7)
+        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True)
+    )

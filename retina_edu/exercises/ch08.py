@@ -1,0 +1,82 @@
+"""Checks for the exercises of ``08_inference_and_nms``: class-wise NMS in one call, overlapping
+neighbours, the largest number of candidates that reach NMS."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torchvision.ops import batched_nms
+
+from retina_edu.config import RetinaNetConfig
+from retina_edu.exercises import verdict
+from retina_edu.postprocess import nms
+
+
+def _random_case(seed: int, n: int = 200, num_classes: int = 4):
+    gen = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, generator=gen) * 100
+    wh = 4 + torch.rand(n, 2, generator=gen) * 40
+    boxes = torch.cat([xy, xy + wh], dim=1)  # (n, 4) xyxy
+    return boxes, torch.rand(n, generator=gen), torch.randint(num_classes, (n,), generator=gen)
+
+
+def check_batched_nms_by_offsets(fn: Callable | None) -> bool:
+    """Exercise 1: ``fn(boxes, scores, labels, iou_thresh)`` equals ``torchvision.ops.batched_nms``."""
+
+    def is_right(fn: Callable) -> bool:
+        for seed, thresh in ((0, 0.5), (1, 0.3), (2, 0.7)):
+            boxes, scores, labels = _random_case(seed)
+            got = torch.as_tensor(fn(boxes.clone(), scores.clone(), labels.clone(), thresh))
+            if not torch.equal(got.long(), batched_nms(boxes, scores, labels, thresh)):
+                return False
+        return True
+
+    return verdict(
+        "batched_nms_by_offsets",
+        fn,
+        is_right,
+        "add labels[:, None] * (boxes.max() + 1) to the boxes, then call nms(shifted, scores, iou_thresh)",
+    )
+
+
+def _two_overlapping_boxes() -> torch.Tensor:
+    # Two 10 × 10 boxes shifted by 2.5 px: intersection 75, union 125, IoU 0.6.
+    return torch.tensor([[0.0, 0.0, 10.0, 10.0], [2.5, 0.0, 12.5, 10.0]])
+
+
+def check_overlapping_neighbours(answer: tuple[int, int] | None) -> bool:
+    """Exercise 2: ``(kept at NMS 0.5, kept at NMS 0.7)`` for two perfect boxes with IoU 0.6."""
+    boxes, scores = _two_overlapping_boxes(), torch.tensor([0.9, 0.8])
+    truth = (len(nms(boxes, scores, 0.5)), len(nms(boxes, scores, 0.7)))  # (1, 2)
+    return verdict(
+        "overlapping_neighbours",
+        answer,
+        lambda a: tuple(int(x) for x in a) == truth,
+        "NMS drops a box whose IoU with a kept box is above the threshold; 0.6 > 0.5 but 0.6 < 0.7",
+    )
+
+
+def max_candidates(height: int = 800, width: int = 1344) -> int:
+    """Upper bound on the candidates reaching NMS for the paper's preset at ``height × width``."""
+    config = RetinaNetConfig.paper()
+    scores_per_level = [
+        math.ceil(height / 2**level)
+        * math.ceil(width / 2**level)
+        * config.num_anchors_per_location
+        * config.num_classes
+        for level in range(3, 8)
+    ]
+    return sum(min(config.topk_candidates, n) for n in scores_per_level)
+
+
+def check_max_candidates(answer: int | None) -> bool:
+    """Exercise 3: the most candidates that reach NMS for an 800 × 1344 image, paper preset."""
+    truth = max_candidates()
+    return verdict(
+        "max_candidates",
+        answer,
+        lambda a: int(a) == truth,
+        "count the scores of each level (positions × 9 anchors × 80 classes); each level sends at most 1,000",
+    )

@@ -1,0 +1,178 @@
+"""The exercise checks of notebooks 07–09: the worked solution passes, a plausible wrong answer and
+an unanswered exercise (None, or a stub that raises NotImplementedError) do not, and no check raises."""
+
+import contextlib
+import functools
+import importlib.util
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pycocotools.coco import COCO
+from torch import nn
+
+from retina_edu.evaluate import coco_evaluate
+from retina_edu.exercises import ch07, ch08, ch09
+from retina_edu.postprocess import nms
+from retina_edu.train import TrainConfig
+
+SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
+
+
+@functools.cache
+def load_solution(name: str):
+    spec = importlib.util.spec_from_file_location(f"solutions_{name}", SOLUTIONS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def stub(*args):
+    raise NotImplementedError  # your code here
+
+
+# ------------------------------------------------------------------------------------------- ch07
+
+
+def _paper_lr_one_drop(step):
+    return 0.01 if step < 60_000 else 0.001  # forgets the second division at 80k
+
+
+def _train_step_without_clipping(model, optimizer, images, targets, max_norm):
+    loss = sum(model(images, targets).values())
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _train_step_without_zero_grad(model, optimizer, images, targets, max_norm):
+    loss = sum(model(images, targets).values())
+    loss.backward()  # gradients of the previous step pile up
+    nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    optimizer.step()
+    return loss.item()
+
+
+def _ap_over_all_ious(coco_eval, category_id, iou):
+    k = coco_eval.params.catIds.index(category_id)
+    return float(coco_eval.eval["precision"][:, :, k, 0, -1].mean())  # ignores iou
+
+
+def _ap_at_iou_0_5(coco_eval, category_id, iou):
+    k = coco_eval.params.catIds.index(category_id)
+    return float(coco_eval.eval["precision"][0, :, k, 0, -1].mean())  # always the first threshold
+
+
+CASES = [
+    # (check, solution attribute, chapter, wrong answers)
+    (ch07.check_epochs, "epochs", "ch07", [ch07.default_epochs() * 1.1, TrainConfig().steps]),
+    (ch07.check_paper_lr, "paper_lr", "ch07", [_paper_lr_one_drop, lambda step: 0.01]),
+    (ch07.check_train_step, "train_step", "ch07",
+     [_train_step_without_clipping, _train_step_without_zero_grad]),
+    (ch08.check_batched_nms_by_offsets, "batched_nms_by_offsets", "ch08",
+     [lambda boxes, scores, labels, t: nms(boxes, scores, t)]),  # not class-wise
+    (ch08.check_overlapping_neighbours, "answer_overlap", "ch08", [(2, 2), (1, 1), (2, 1)]),
+    (ch08.check_max_candidates, "answer_max_candidates", "ch08", [2945, 1000, 5001]),
+    (ch09.check_ap_101, "ap_101", "ch09",
+     [lambda is_tp, num_gt: float(np.mean(is_tp)) if len(is_tp) else 0.0,  # precision, not AP
+      lambda is_tp, num_gt: sum(is_tp) / num_gt]),  # recall, not AP
+    (ch09.check_area_ranges, "answer_areas", "ch09",
+     [("small", "medium", "medium", "large"), ("small", "small", "small", "large"), ("small", "medium")]),
+    (ch09.check_ap_at, "ap_at", "ch09", [_ap_over_all_ious, _ap_at_iou_0_5]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("check,attribute,chapter,wrong", CASES, ids=[c[1] for c in CASES])
+def test_solution_passes_and_wrong_answers_do_not(check, attribute, chapter, wrong, capsys):
+    assert check(getattr(load_solution(chapter), attribute)) is True
+    for answer in wrong:
+        assert check(answer) is False
+    assert check(None) is False
+    assert "not answered yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        ch07.check_paper_lr,
+        ch07.check_train_step,
+        ch08.check_batched_nms_by_offsets,
+        ch09.check_ap_101,
+        ch09.check_ap_at,
+    ],
+)
+def test_an_unwritten_function_is_not_answered(check, capsys):
+    assert check(stub) is False
+    assert "not answered yet" in capsys.readouterr().out
+
+
+def test_a_function_that_raises_is_not_yet(capsys):
+    def broken(*args):
+        raise KeyError("oops")
+
+    assert ch09.check_ap_101(broken) is False
+    assert "KeyError" in capsys.readouterr().out
+
+
+def test_solution_epochs_is_a_hand_computation():
+    assert load_solution("ch07").epochs == pytest.approx(ch07.default_epochs())
+
+
+# --------------------------------------------- ch09's reference AP against pycocotools itself
+
+
+def _pycocotools_ap50(is_tp: list[bool], num_gt: int) -> float:
+    """AP50 from pycocotools for a ranking: one object per image 1..num_gt; a TP is an exact box on
+    the next object's image, an FP a box on an image of its own without objects."""
+    n_fp = len(is_tp) - sum(is_tp)
+    images = [
+        {"id": i, "file_name": f"{i}.png", "width": 64, "height": 64} for i in range(1, num_gt + n_fp + 1)
+    ]
+    box = [10.0, 10.0, 20.0, 20.0]
+    annotations = [
+        {"id": i, "image_id": i, "category_id": 1, "bbox": box, "area": 400.0, "iscrowd": 0}
+        for i in range(1, num_gt + 1)
+    ]
+    gt = COCO()
+    gt.dataset = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "a"}]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+    results, next_gt, next_empty = [], 1, num_gt + 1
+    for rank, hit in enumerate(is_tp):
+        if hit:
+            image, next_gt = next_gt, next_gt + 1
+        else:
+            image, next_empty = next_empty, next_empty + 1
+        results.append({"image_id": image, "category_id": 1, "bbox": box, "score": 1.0 - rank / 1000})
+    return float(coco_evaluate(gt, results, verbose=False).precision_recall(category_id=1, iou=0.5)[1].mean())
+
+
+@pytest.mark.parametrize("case", range(len(ch09._ap_cases())))
+def test_reference_ap_equals_pycocotools(case):
+    is_tp, num_gt = ch09._ap_cases()[case]
+    assert math.isclose(ch09.reference_ap_101(is_tp, num_gt), _pycocotools_ap50(is_tp, num_gt), abs_tol=1e-9)
+
+
+def test_area_ranges_by_hand():
+    assert [ch09.area_range(a) for a in (900, 1023.9, 1024, 9215.9, 9216, 20_000)] == [
+        "small", "small", "medium", "medium", "large", "large"
+    ]  # fmt: skip
+
+
+def test_train_step_reference_changes_the_weights():
+    torch.manual_seed(0)
+    from retina_edu import RetinaNet
+
+    model = RetinaNet(ch07.TINY).train()
+    before = [p.detach().clone() for p in model.parameters()]
+    images, targets = ch07._tiny_batch()
+    with ch07.one_thread():
+        loss = ch07.reference_train_step(
+            model, torch.optim.SGD(model.parameters(), lr=0.05), images, targets, 0.5
+        )
+    assert math.isfinite(loss)
+    assert any(not torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
