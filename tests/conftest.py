@@ -1,6 +1,9 @@
 """Shared test helpers: small random boxes and images with fixed seeds."""
 
+import functools
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,3 +22,19 @@ def random_boxes(n: int, height: float, width: float, generator: torch.Generator
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
+
+
+@functools.cache
+def load_solution(name: str):
+    """The worked answers of ``notebooks/solutions/{name}.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"solutions_{name}", SOLUTIONS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def stub(*args):
+    raise NotImplementedError  # what a notebook's exercise cell holds before the learner answers

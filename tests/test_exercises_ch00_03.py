@@ -1,29 +1,14 @@
 """The exercise checks of notebooks 00–03: the worked solution passes, a plausible wrong answer and
 an unanswered exercise (None, or a stub that raises NotImplementedError) do not, and no check raises."""
 
-import functools
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 from retina_edu.exercises import ch00, ch01, ch02, ch03
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
-
-
-@functools.cache
-def load_solution(name: str):
-    spec = importlib.util.spec_from_file_location(f"solutions_{name}", SOLUTIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def stub(*args):
-    raise NotImplementedError  # your code here
+from .conftest import load_solution, stub
 
 
 def _wrong_count_matches(matches):

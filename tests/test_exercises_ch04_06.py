@@ -1,30 +1,16 @@
 """The exercise checks of notebooks 04-06: the worked answers pass, plausible wrong answers and
 unanswered exercises (None, or a stub that raises NotImplementedError) do not."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 from retina_edu.exercises import ch04, ch05, ch06
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
+from .conftest import load_solution, stub
 
-
-def load_solutions(name: str):
-    spec = importlib.util.spec_from_file_location(f"solutions_{name}", SOLUTIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def stub(*args):
-    raise NotImplementedError  # what the notebook's cell holds before the learner answers
-
-
-s04, s05, s06 = load_solutions("ch04"), load_solutions("ch05"), load_solutions("ch06")
+s04, s05, s06 = load_solution("ch04"), load_solution("ch05"), load_solution("ch06")
 
 
 def floor_halving_sizes(height, width):

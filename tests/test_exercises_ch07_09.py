@@ -2,11 +2,8 @@
 an unanswered exercise (None, or a stub that raises NotImplementedError) do not, and no check raises."""
 
 import contextlib
-import functools
-import importlib.util
 import io
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,20 +16,7 @@ from retina_edu.exercises import ch07, ch08, ch09
 from retina_edu.postprocess import nms
 from retina_edu.train import TrainConfig
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
-
-
-@functools.cache
-def load_solution(name: str):
-    spec = importlib.util.spec_from_file_location(f"solutions_{name}", SOLUTIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def stub(*args):
-    raise NotImplementedError  # your code here
-
+from .conftest import load_solution, stub
 
 # ------------------------------------------------------------------------------------------- ch07
 

@@ -1,30 +1,15 @@
 """The exercise checks of notebook 10: the worked solution passes, a plausible wrong answer and an
 unanswered exercise (None, or a stub that raises NotImplementedError) do not, and no check raises."""
 
-import functools
-import importlib.util
 import math
 import statistics
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from retina_edu.exercises import ch10
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
-
-
-@functools.cache
-def solution():
-    spec = importlib.util.spec_from_file_location("solutions_ch10", SOLUTIONS / "ch10.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def stub(*args):
-    raise NotImplementedError  # your code here
+from .conftest import load_solution, stub
 
 
 def _mean_over_all_seeds(runs, key, seeds):
@@ -58,7 +43,7 @@ CASES = [
 
 @pytest.mark.parametrize("check,attribute,wrong", CASES, ids=[c[1] for c in CASES])
 def test_solution_passes_and_wrong_answers_do_not(check, attribute, wrong, capsys):
-    assert check(getattr(solution(), attribute)) is True
+    assert check(getattr(load_solution("ch10"), attribute)) is True
     for answer in wrong:
         assert check(answer) is False
     assert check(None) is False
@@ -71,12 +56,12 @@ def test_checks_use_the_study_files_when_given(capsys):
         {"key": "C", "seed": s, "steps": 200, "diverged": False, "AP": 0.1 * s, "seconds": 1.0}
         for s in range(4)
     ]
-    assert ch10.check_mean_ap(solution().mean_ap, runs) is True
+    assert ch10.check_mean_ap(load_solution("ch10").mean_ap, runs) is True
     assert ch10.check_mean_ap(_mean_over_all_seeds, runs) is False
     fig4 = ch10._toy_figure4()
     fig4["gamma=5.0 negative"] = fig4["gamma=2.0 negative"]
     fig4["gamma=5.0 positive"] = fig4["gamma=2.0 positive"]
-    assert ch10.check_hardest_share(solution().hardest_share, fig4) is True
+    assert ch10.check_hardest_share(load_solution("ch10").hardest_share, fig4) is True
     assert ch10.check_hardest_share(_easiest_share, fig4) is False
 
 

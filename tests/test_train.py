@@ -129,24 +129,17 @@ def test_checkpoint_with_code_is_not_unpickled(tmp_path):
         load_model(path)
 
 
+def cli_args(dataset, out, batch_size: int) -> list[str]:
+    """A two-step run of ``python -m retina_edu.train`` on the tiny data set."""
+    return [
+        "--ann-file", str(dataset.ann_file), "--image-dir", str(dataset.image_dir), "--out", str(out),
+        "--steps", "2", "--batch-size", str(batch_size), "--warmup-steps", "1",
+    ]  # fmt: skip
+
+
 def test_command_line(dataset, tmp_path, capsys):
     out = tmp_path / "run"
-    main(
-        [
-            "--ann-file",
-            str(dataset.ann_file),
-            "--image-dir",
-            str(dataset.image_dir),
-            "--out",
-            str(out),
-            "--steps",
-            "2",
-            "--batch-size",
-            "2",
-            "--warmup-steps",
-            "1",
-        ]
-    )
+    main(cli_args(dataset, out, batch_size=2))
     assert "2 steps" in capsys.readouterr().out
     model, meta = load_model(out / "last.pt")
     assert meta["step"] == 2 and meta["class_names"] == dataset.class_names
@@ -158,7 +151,7 @@ def test_torchrun_with_two_processes(dataset, tmp_path):
     import sys
 
     out = tmp_path / "ddp"
-    command = [
+    torchrun = [
         sys.executable,
         "-m",
         "torch.distributed.run",
@@ -166,21 +159,8 @@ def test_torchrun_with_two_processes(dataset, tmp_path):
         "2",
         "-m",
         "retina_edu.train",
-        "--ann-file",
-        str(dataset.ann_file),
-        "--image-dir",
-        str(dataset.image_dir),
-        "--out",
-        str(out),
-        "--steps",
-        "2",
-        "--batch-size",
-        "4",
-        "--warmup-steps",
-        "1",
-        "--device",
-        "cpu",
     ]
+    command = torchrun + cli_args(dataset, out, batch_size=4) + ["--device", "cpu"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("saved") == 1  # only rank 0 writes
