@@ -1,7 +1,8 @@
 """Make, or re-make and compare, the trained CPU-preset checkpoint shipped in data/checkpoints/.
 
     python tools/shipped_checkpoint.py make        # train (seed 0), write retinanet_cpu.pt + .json
-    python tools/shipped_checkpoint.py reproduce   # train again into runs/reproduce and compare
+    python tools/shipped_checkpoint.py reproduce   # train again into runs/reproduce and compare:
+                                                   # passes when the AP is within 0.01 of the record
 
 The weights are stored in float16 (half the size; the AP recorded is that of the stored file).
 Training runs on one CPU thread, so the result does not depend on how many cores a machine has.
@@ -29,6 +30,7 @@ from retina_edu.train import TrainConfig, train
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "data" / "checkpoints" / "retinanet_cpu.pt"
 SEED = 0
+AP_TOLERANCE = 0.01  # the recorded AP counts as reproduced within this
 
 
 def git_revision() -> str:
@@ -98,10 +100,14 @@ def main() -> None:
         (p - q).abs().max().item()
         for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
     )
-    print(f"largest weight difference: {diff:.3g}")
-    print(f"AP shipped {shipped['val_stats']['AP']:.4f}, re-trained {again['val_stats']['AP']:.4f}")
-    print("same file bytes" if again["sha256"] == shipped["sha256"] else "files differ (metadata or weights)")
-    sys.exit(0 if diff == 0 else 1)
+    ap_shipped, ap_again = shipped["val_stats"]["AP"], again["val_stats"]["AP"]
+    print(f"largest weight difference: {diff:.3g} ({'bit-identical' if diff == 0 else 'not identical'})")
+    print(f"AP shipped {ap_shipped:.4f} (made at {shipped['git_revision']})")
+    print(f"AP re-trained {ap_again:.4f} (at {again['git_revision']})")
+    if diff != 0:
+        print("Weights are bit-identical only for the same code: a change that reorders floating-point")
+        print("arithmetic anywhere in the step (even an equivalent formula) makes runs drift apart.")
+    sys.exit(0 if abs(ap_again - ap_shipped) <= AP_TOLERANCE else 1)
 
 
 if __name__ == "__main__":
