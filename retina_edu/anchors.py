@@ -47,6 +47,15 @@ def anchors_for_grid(cell: Tensor, grid_size: tuple[int, int], stride: tuple[int
     return (shifts[:, None, :] + cell[None, :, :]).reshape(-1, 4)
 
 
+def pyramid_grid_sizes(image_size: tuple[int, int], levels: range = range(3, 8)) -> list[tuple[int, int]]:
+    """The ``(H_l, W_l)`` feature-map size of each pyramid level for an ``(H, W)`` network input.
+
+    Every stride-2 conv rounds up, so level l has ``ceil(H / 2^l) × ceil(W / 2^l)`` positions.
+    """
+    height, width = image_size
+    return [(-(-height // 2**level), -(-width // 2**level)) for level in levels]
+
+
 def anchors_for_image(
     image_size: tuple[int, int],
     grid_sizes: Sequence[tuple[int, int]],

@@ -3,8 +3,15 @@ import torch
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 
-from retina_edu.anchors import anchors_for_grid, anchors_for_image, best_anchor_iou, cell_anchors
+from retina_edu.anchors import (
+    anchors_for_grid,
+    anchors_for_image,
+    best_anchor_iou,
+    cell_anchors,
+    pyramid_grid_sizes,
+)
 from retina_edu.config import RetinaNetConfig
+from retina_edu.fpn import FPN
 
 
 def torchvision_anchors(image_size, grid_sizes, sizes, ratios):
@@ -14,16 +21,19 @@ def torchvision_anchors(image_size, grid_sizes, sizes, ratios):
     return generator(images, features)[0]
 
 
-def grids_for(image_size, strides=(8, 16, 32, 64, 128)):
-    # the FPN's sizes: each stride-2 conv rounds up, as ceil(H / stride)
-    return [(-(-image_size[0] // s), -(-image_size[1] // s)) for s in strides]
+def test_grid_sizes_are_the_fpn_outputs():
+    # 333 x 517 rounds up at every stride-2 conv: P3 42 x 65 … P7 3 x 5
+    features = FPN((8, 16, 32), 8)(
+        (torch.zeros(1, 8, 42, 65), torch.zeros(1, 16, 21, 33), torch.zeros(1, 32, 11, 17))
+    )
+    assert pyramid_grid_sizes((333, 517)) == [tuple(f.shape[-2:]) for f in features]
 
 
 @pytest.mark.parametrize("image_size", [(256, 256), (800, 800), (800, 1216), (333, 517), (100, 60)])
 @pytest.mark.parametrize("preset", ["paper", "torchvision", "cpu"])
 def test_anchors_equal_torchvision(image_size, preset):
     config = getattr(RetinaNetConfig, preset)()
-    grids = grids_for(image_size)
+    grids = pyramid_grid_sizes(image_size)
     ours = anchors_for_image(image_size, grids, config.anchor_sizes, config.aspect_ratios)
     theirs = torchvision_anchors(image_size, grids, config.anchor_sizes, config.aspect_ratios)
     torch.testing.assert_close(ours, theirs)
@@ -32,7 +42,9 @@ def test_anchors_equal_torchvision(image_size, preset):
 def test_anchor_count_for_800_pixels():
     # 9 anchors × (100² + 50² + 25² + 13² + 7²) positions = 9 × 13343 = 120087
     config = RetinaNetConfig.paper()
-    anchors = anchors_for_image((800, 800), grids_for((800, 800)), config.anchor_sizes, config.aspect_ratios)
+    anchors = anchors_for_image(
+        (800, 800), pyramid_grid_sizes((800, 800)), config.anchor_sizes, config.aspect_ratios
+    )
     assert anchors.shape == (120087, 4)
 
 
@@ -54,7 +66,9 @@ def test_grid_order_is_row_column_anchor():
 
 def test_best_anchor_iou_covers_boxes_on_anchors():
     config = RetinaNetConfig.paper()
-    anchors = anchors_for_image((256, 256), grids_for((256, 256)), config.anchor_sizes, config.aspect_ratios)
+    anchors = anchors_for_image(
+        (256, 256), pyramid_grid_sizes((256, 256)), config.anchor_sizes, config.aspect_ratios
+    )
     best = best_anchor_iou(anchors[[0, 500, 1000]], anchors)
     torch.testing.assert_close(best, torch.ones(3))
     assert best_anchor_iou(torch.zeros(0, 4), anchors).shape == (0,)

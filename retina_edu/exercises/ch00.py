@@ -8,17 +8,15 @@ from collections.abc import Callable
 
 import torch
 
-from retina_edu.anchors import anchors_for_image
+from retina_edu.anchors import anchors_for_image, pyramid_grid_sizes
 from retina_edu.boxes import box_iou
 from retina_edu.config import RetinaNetConfig
 from retina_edu.exercises import verdict
 from retina_edu.matching import BACKGROUND, IGNORED, match_anchors
 
-LEVELS = range(3, 8)  # P3 … P7: level l has stride 2^l
-
 
 def _num_anchors(config: RetinaNetConfig, height: int, width: int) -> int:
-    grids = [(math.ceil(height / 2**level), math.ceil(width / 2**level)) for level in LEVELS]
+    grids = pyramid_grid_sizes((height, width))
     return len(anchors_for_image((height, width), grids, config.anchor_sizes, config.aspect_ratios))
 
 
@@ -64,8 +62,9 @@ def paper_fg_fraction_truth() -> float:
     paths = ensure_synthetic_dataset()
     train = CocoDetection(paths["train"], paths["root"] / "train")
     config = RetinaNetConfig.paper()
-    grids = [(math.ceil(800 / 2**level),) * 2 for level in LEVELS]
-    anchors = anchors_for_image((800, 800), grids, config.anchor_sizes, config.aspect_ratios)
+    anchors = anchors_for_image(
+        (800, 800), pyramid_grid_sizes((800, 800)), config.anchor_sizes, config.aspect_ratios
+    )
     matches = match_anchors(box_iou(train.target(0)["boxes"] * 800 / 128, anchors))
     return float((matches >= 0).sum()) / len(anchors)
 

@@ -5,21 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from retina_edu.anchors import anchors_for_image
+from retina_edu.anchors import anchors_for_image, pyramid_grid_sizes
 from retina_edu.config import RetinaNetConfig
 from retina_edu.exercises import verdict
-
-LEVELS = range(3, 8)  # P3 … P7: level l has stride 2^l
-
-
-def _grids(height: int, width: int) -> list[tuple[int, int]]:
-    return [(math.ceil(height / 2**level), math.ceil(width / 2**level)) for level in LEVELS]
 
 
 def check_num_anchors_1024(answer: int | None) -> bool:
     """Exercise 1: anchors of the paper's preset on a 1024 × 1024 image."""
     config = RetinaNetConfig.paper()
-    anchors = anchors_for_image((1024, 1024), _grids(1024, 1024), config.anchor_sizes, config.aspect_ratios)
+    anchors = anchors_for_image(
+        (1024, 1024), pyramid_grid_sizes((1024, 1024)), config.anchor_sizes, config.aspect_ratios
+    )
     truth = len(anchors)
     return verdict(
         "num_anchors_1024",
@@ -52,7 +48,7 @@ def check_anchor_wh(anchor_wh: Callable | None) -> bool:
 def check_level_of(level_of: Callable | None) -> bool:
     """Exercise 3: ``level_of(index, grid_sizes, anchors_per_position=9) -> l`` in 3..7: the pyramid
     level of anchor ``index`` in the order level → row → column → anchor."""
-    grids = _grids(800, 1344)
+    grids = pyramid_grid_sizes((800, 1344))
     per_level = [h * w * 9 for h, w in grids]
     starts = [sum(per_level[:i]) for i in range(5)]
     cases = [(0, 3), (per_level[0] - 1, 3)]

@@ -3,12 +3,12 @@ neighbours, the largest number of candidates that reach NMS."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torchvision.ops import batched_nms
 
+from retina_edu.anchors import pyramid_grid_sizes
 from retina_edu.config import RetinaNetConfig
 from retina_edu.exercises import verdict
 from retina_edu.postprocess import nms
@@ -62,11 +62,8 @@ def max_candidates(height: int = 800, width: int = 1344) -> int:
     """Upper bound on the candidates reaching NMS for the paper's preset at ``height × width``."""
     config = RetinaNetConfig.paper()
     scores_per_level = [
-        math.ceil(height / 2**level)
-        * math.ceil(width / 2**level)
-        * config.num_anchors_per_location
-        * config.num_classes
-        for level in range(3, 8)
+        h * w * config.num_anchors_per_location * config.num_classes
+        for h, w in pyramid_grid_sizes((height, width))
     ]
     return sum(min(config.topk_candidates, n) for n in scores_per_level)
 
