@@ -84,4 +84,5 @@ class RetinaNetHead(nn.Module):
 
     def forward(self, features: list[Tensor]) -> tuple[Tensor, Tensor]:
         """Pyramid ``[P3 … P7]`` → class logits ``(B, N_anchors, K)``, box deltas ``(B, N_anchors, 4)``."""
+        features = [f.contiguous() for f in features]  # channels-first: GroupNorm is slow otherwise
         return self.class_subnet(features), self.box_subnet(features)

@@ -99,6 +99,13 @@ class RetinaNet(nn.Module):
         self.box_coder = BoxCoder()
         self.register_buffer("image_mean", torch.tensor(config.image_mean), persistent=False)
         self.register_buffer("image_std", torch.tensor(config.image_std), persistent=False)
+        # Channels-last memory for the trunk and the FPN: oneDNN (CPU) and cuDNN run their
+        # convolutions faster when the channels of a pixel lie next to each other in memory, and
+        # a convolution with channels-last weights gives channels-last outputs. Only the order of
+        # the sums inside a convolution changes (float32 results differ in the last bits). The
+        # subnets stay channels-first; see RetinaNetHead.forward.
+        self.trunk.to(memory_format=torch.channels_last)
+        self.fpn.to(memory_format=torch.channels_last)
 
     # -- image transform: the same arithmetic as torchvision's GeneralizedRCNNTransform ----------
     def resize_scale(self, height: int, width: int) -> float:
@@ -112,7 +119,7 @@ class RetinaNet(nn.Module):
 
         Returns the batch, each image's resized ``(H, W)``, and targets with resized boxes.
         """
-        resized, new_targets = [], [] if targets is not None else None
+        resized, targets = [], list(targets) if targets is not None else None
         for i, image in enumerate(images):
             image = (image - self.image_mean[:, None, None]) / self.image_std[:, None, None]
             h, w = image.shape[-2:]
@@ -125,23 +132,23 @@ class RetinaNet(nn.Module):
                     recompute_scale_factor=True,
                     align_corners=False,
                 )[0]
+                if targets is not None:
+                    ratio = torch.tensor(image.shape[-2:], dtype=torch.float32) / torch.tensor(
+                        (h, w), dtype=torch.float32
+                    )
+                    ratio = ratio.to(image.device)[[1, 0, 1, 0]]  # (rw, rh, rw, rh)
+                    targets[i] = {**targets[i], "boxes": targets[i]["boxes"] * ratio}
             resized.append(image)
-            if targets is not None:
-                ratio = torch.tensor(image.shape[-2:], dtype=torch.float32) / torch.tensor(
-                    (h, w), dtype=torch.float32
-                )
-                ratio = ratio.to(image.device)[[1, 0, 1, 0]]  # (rw, rh, rw, rh)
-                new_targets.append({**targets[i], "boxes": targets[i]["boxes"] * ratio})
         sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in resized]
         stride = self.config.size_divisible
         pad_h = int(math.ceil(max(h for h, _ in sizes) / stride) * stride)
         pad_w = int(math.ceil(max(w for _, w in sizes) / stride) * stride)
         if all(s == (pad_h, pad_w) for s in sizes):
-            return torch.stack(resized), sizes, new_targets
+            return torch.stack(resized), sizes, targets
         batch = resized[0].new_zeros(len(resized), 3, pad_h, pad_w)
         for image, out in zip(resized, batch, strict=True):
             out[:, : image.shape[1], : image.shape[2]].copy_(image)
-        return batch, sizes, new_targets
+        return batch, sizes, targets
 
     # -- anchors ----------------------------------------------------------------------------------
     def anchors(self, batch_size: tuple[int, int], features: list[Tensor]) -> Tensor:
