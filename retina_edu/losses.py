@@ -35,14 +35,14 @@ def sigmoid_focal_loss(
     means no α weighting; ``gamma=0`` turns it into (α-balanced) cross-entropy.
     ``reduction``: ``"none"`` | ``"sum"`` | ``"mean"``.
     """
-    targets = targets.to(logits.dtype)
-    z = logits * (1 - 2 * targets)  # (...) the "wrongness" of each logit
+    positive = targets.bool()
+    z = torch.where(positive, -logits, logits)  # (...) the "wrongness" of each logit
     loss = F.softplus(z)  # −log(p_t)
     if gamma != 0:
         # log(1 − p_t) = logsigmoid(z) = z − softplus(z): one softplus serves both factors
         loss = loss * torch.exp(gamma * (z - loss))  # × (1 − p_t)^γ
     if alpha is not None:
-        loss = loss * (alpha * targets + (1 - alpha) * (1 - targets))  # × α_t
+        loss = loss * torch.where(positive, alpha, 1 - alpha)  # × α_t
     if reduction == "sum":
         return loss.sum()
     if reduction == "mean":
