@@ -6,6 +6,14 @@ side by side in one run.
 
 A training step is forward + loss + backward; an inference pass is forward + postprocessing in
 eval mode. Each is run alternately for both models and the median is reported.
+
+The training step is also split in two: the network alone (trunk, FPN and subnets, forward and
+backward on the same normalised batch: the same convolutions, which retina_edu runs with its
+trunk and FPN channels-last) and everything else (image checks and transform, anchors, matching, the loss and its backward). The split
+shows how far batching the matching and the loss can carry the whole step: a line below the
+table gives the speed-up retina_edu would have if everything but its network took no time at
+all. The last line counts the network's floating-point operations and compares its rate with
+that of a large matrix product, roughly the most the CPU can do.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from retina_edu import RetinaNet, RetinaNetConfig
 from retina_edu.checkpoint import load_model
@@ -23,12 +32,34 @@ from retina_edu.compat import to_torchvision_state_dict, torchvision_retinanet
 from retina_edu.data import CocoDetection, collate, ensure_synthetic_dataset
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "retinanet_cpu.pt"
+MATMUL_SIZE = 2048
 
 
 def seconds(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def matmul_gflops(repeats: int = 10) -> float:
+    """The speed of one large float32 matrix product: about the most this CPU's threads can do."""
+    a, b = torch.randn(MATMUL_SIZE, MATMUL_SIZE), torch.randn(MATMUL_SIZE, MATMUL_SIZE)
+    a @ b  # warm-up
+    best = min(seconds(lambda: a @ b) for _ in range(repeats))
+    return 2 * MATMUL_SIZE**3 / best / 1e9
+
+
+def medians(runs: dict[str, tuple], repeats: int) -> dict[str, tuple[float, float]]:
+    """Median seconds of each ``name: (ours, theirs)`` pair of callables, all run in turn
+    ``repeats`` times (after 3 warm-up rounds), so that drifts in machine load hit every one."""
+    times = {name: ([], []) for name in runs}
+    for round_ in range(3 + repeats):
+        for name, pair in runs.items():
+            for fn, out in zip(pair, times[name], strict=True):
+                elapsed = seconds(fn)
+                if round_ >= 3:
+                    out.append(elapsed)
+    return {name: (statistics.median(a), statistics.median(b)) for name, (a, b) in times.items()}
 
 
 def main() -> None:
@@ -73,6 +104,23 @@ def main() -> None:
 
         return step
 
+    # the normalised batch each network sees: torchvision's in the default (channels-first) layout
+    batch = ours.preprocess(images, None)[0]
+    batch_theirs = batch.contiguous()
+    with torch.no_grad():  # dense output gradients, as a loss gives, the same for both networks
+        output_grads = [torch.randn_like(o) for o in ours.head(ours.fpn(ours.trunk(batch)))]
+
+    def network(model):
+        def step():
+            model.zero_grad(set_to_none=True)
+            if model is ours:
+                outputs = ours.head(ours.fpn(ours.trunk(batch)))
+            else:
+                outputs = theirs.head(list(theirs.backbone(batch_theirs).values())).values()
+            torch.autograd.backward(list(outputs), output_grads)
+
+        return step
+
     def inference(model):
         def run():
             with torch.inference_mode():
@@ -91,20 +139,35 @@ def main() -> None:
         f"same losses: classification {la['classification']:.5f} vs {lb['classification']:.5f}, "
         f"box {la['box_regression']:.5f} vs {lb['bbox_regression']:.5f}"
     )
-    rows = []
-    for name, make, mode in [("training step", train_step, "train"), ("inference", inference, "eval")]:
-        getattr(ours, mode)(), getattr(theirs, mode)()
-        for _ in range(3):  # warm-up
-            make(ours)(), make(theirs)()
-        t_ours, t_theirs = [], []
-        for _ in range(args.repeats):  # alternate, so that drifts in machine load hit both
-            t_ours.append(seconds(make(ours)))
-            t_theirs.append(seconds(make(theirs)))
-        a, b = statistics.median(t_ours), statistics.median(t_theirs)
-        rows.append((name, a, b))
-    print(f"{'':16}{'retina_edu':>12}{'torchvision':>13}{'speed-up':>10}")
-    for name, a, b in rows:
-        print(f"{name:16}{a * 1000:>10.1f}ms{b * 1000:>11.1f}ms{b / a:>9.2f}x")
+    ours.train(), theirs.train()
+    rows = medians(
+        {
+            "training step": (train_step(ours), train_step(theirs)),
+            "  network only": (network(ours), network(theirs)),
+        },
+        args.repeats,
+    )
+    ours.eval(), theirs.eval()
+    rows |= medians({"inference": (inference(ours), inference(theirs))}, args.repeats)
+    (step_a, step_b), (net_a, net_b) = rows["training step"], rows["  network only"]
+    rows["  everything else"] = step_a - net_a, step_b - net_b
+    print(f"{'':20}{'retina_edu':>12}{'torchvision':>13}{'speed-up':>10}")
+    for name in ["training step", "  network only", "  everything else", "inference"]:
+        a, b = rows[name]
+        print(f"{name:20}{a * 1000:>10.1f}ms{b * 1000:>11.1f}ms{b / a:>9.2f}x")
+    print(
+        f"the network is {net_a / step_a:.0%} of retina_edu's training step; were everything else "
+        f"free, the step would be {step_b / net_a:.2f}x torchvision's"
+    )
+    ours.train()
+    with FlopCounterMode(display=False) as counter:
+        network(ours)()
+    flops = counter.get_total_flops()
+    print(
+        f"the network does {flops / 1e9:.1f} GFLOP per training step (forward and backward), "
+        f"{flops / net_a / 1e9:.0f} GFLOP/s in retina_edu; "
+        f"a {MATMUL_SIZE}x{MATMUL_SIZE} matrix product runs at {matmul_gflops():.0f} GFLOP/s here"
+    )
 
 
 if __name__ == "__main__":
