@@ -9,11 +9,12 @@ eval mode. Each is run alternately for both models and the median is reported.
 
 The training step is also split in two: the network alone (trunk, FPN and subnets, forward and
 backward on the same normalised batch: the same convolutions, which retina_edu runs with its
-trunk and FPN channels-last) and everything else (image checks and transform, anchors, matching, the loss and its backward). The split
-shows how far batching the matching and the loss can carry the whole step: a line below the
-table gives the speed-up retina_edu would have if everything but its network took no time at
-all. The last line counts the network's floating-point operations and compares its rate with
-that of a large matrix product, roughly the most the CPU can do.
+trunk and FPN channels-last) and everything else (image checks and transform, anchors,
+matching, the loss and its backward). The split shows how far batching the matching and the
+loss can carry the whole step: a line below the table gives the speed-up retina_edu would have
+if everything but its network took no time at all. The last line counts the network's
+floating-point operations and compares its rate with that of a large matrix product, roughly
+the most the CPU can do.
 """
 
 from __future__ import annotations
