@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from retina_edu import RetinaNet, RetinaNetConfig
@@ -108,17 +109,20 @@ def main() -> None:
     # the normalised batch each network sees: torchvision's in the default (channels-first) layout
     batch = ours.preprocess(images, None)[0]
     batch_theirs = batch.contiguous()
-    with torch.no_grad():  # dense output gradients, as a loss gives, the same for both networks
-        output_grads = [torch.randn_like(o) for o in ours.head(ours.fpn(ours.trunk(batch)))]
 
-    def network(model):
+    def our_network() -> list[Tensor]:
+        return list(ours.head(ours.fpn(ours.trunk(batch))))
+
+    def their_network() -> list[Tensor]:
+        return list(theirs.head(list(theirs.backbone(batch_theirs).values())).values())
+
+    with torch.no_grad():  # dense output gradients, as a loss gives, the same for both networks
+        output_grads = [torch.randn_like(o) for o in our_network()]
+
+    def network(model, outputs):
         def step():
             model.zero_grad(set_to_none=True)
-            if model is ours:
-                outputs = ours.head(ours.fpn(ours.trunk(batch)))
-            else:
-                outputs = theirs.head(list(theirs.backbone(batch_theirs).values())).values()
-            torch.autograd.backward(list(outputs), output_grads)
+            torch.autograd.backward(outputs(), output_grads)
 
         return step
 
@@ -140,11 +144,10 @@ def main() -> None:
         f"same losses: classification {la['classification']:.5f} vs {lb['classification']:.5f}, "
         f"box {la['box_regression']:.5f} vs {lb['bbox_regression']:.5f}"
     )
-    ours.train(), theirs.train()
     rows = medians(
         {
             "training step": (train_step(ours), train_step(theirs)),
-            "  network only": (network(ours), network(theirs)),
+            "  network only": (network(ours, our_network), network(theirs, their_network)),
         },
         args.repeats,
     )
@@ -162,7 +165,7 @@ def main() -> None:
     )
     ours.train()
     with FlopCounterMode(display=False) as counter:
-        network(ours)()
+        network(ours, our_network)()
     flops = counter.get_total_flops()
     print(
         f"the network does {flops / 1e9:.1f} GFLOP per training step (forward and backward), "
