@@ -48,7 +48,6 @@ class TrainConfig:
     hflip_prob: float = 0.5
     seed: int = 0
     checkpoint_every: int = 0  # steps; 0: only at the end
-    num_workers: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adamw", "sgd"):
