@@ -39,6 +39,13 @@ def anchor_sizes_per_level(
     return tuple(tuple(float(b * s) for s in scales) for b in base_sizes)
 
 
+def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float:
+    """The factor that brings an image's shorter side to ``min_size``, or less if its longer side
+    would then pass ``max_size``: the paper's "scale" is the shorter edge, 800 px by default.
+    Used by the model's own transform and by ``retina_edu.data.Resize``."""
+    return min(min_size / min(height, width), max_size / max(height, width))
+
+
 @dataclass(frozen=True)
 class RetinaNetConfig:
     """All settings of a RetinaNet. Use a preset and ``replace`` what you want to change."""

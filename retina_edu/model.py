@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from retina_edu.anchors import anchors_for_image
 from retina_edu.backbone import build_trunk
 from retina_edu.boxes import BoxCoder, box_iou, check_boxes
-from retina_edu.config import RetinaNetConfig
+from retina_edu.config import RetinaNetConfig, resize_scale
 from retina_edu.fpn import FPN
 from retina_edu.heads import RetinaNetHead
 from retina_edu.losses import retinanet_loss
@@ -108,10 +108,6 @@ class RetinaNet(nn.Module):
         self.fpn.to(memory_format=torch.channels_last)
 
     # -- image transform: the same arithmetic as torchvision's GeneralizedRCNNTransform ----------
-    def resize_scale(self, height: int, width: int) -> float:
-        """Scale that brings the shorter side to ``min_size`` unless the longer passes ``max_size``."""
-        return min(self.config.min_size / min(height, width), self.config.max_size / max(height, width))
-
     def preprocess(
         self, images: Sequence[Tensor], targets: Sequence[dict] | None
     ) -> tuple[Tensor, list[tuple[int, int]], list[dict] | None]:
@@ -123,7 +119,7 @@ class RetinaNet(nn.Module):
         for i, image in enumerate(images):
             image = (image - self.image_mean[:, None, None]) / self.image_std[:, None, None]
             h, w = image.shape[-2:]
-            scale = self.resize_scale(h, w)
+            scale = resize_scale(h, w, self.config.min_size, self.config.max_size)
             if scale != 1.0:
                 image = F.interpolate(
                     image[None],

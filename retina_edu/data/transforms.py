@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from retina_edu.config import resize_scale
+
 Target = dict[str, Any]  # {"boxes": (N, 4) float32 xyxy, "labels": (N,) int64, "image_id": int}
 Transform = Callable[[Tensor, Target], tuple[Tensor, Target]]
 
@@ -78,7 +80,7 @@ class Resize:
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """``(new_height, new_width)`` for an image of ``height`` x ``width``."""
-        scale = min(self.min_size / min(height, width), self.max_size / max(height, width))
+        scale = resize_scale(height, width, self.min_size, self.max_size)
         return round(height * scale), round(width * scale)
 
     def __call__(self, image: Tensor, target: Target) -> tuple[Tensor, Target]:
