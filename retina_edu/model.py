@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
 
 from retina_edu.anchors import anchors_for_image
 from retina_edu.backbone import build_trunk
@@ -200,12 +201,9 @@ class RetinaNet(nn.Module):
     ) -> dict:
         """Match every image's anchors at once and compute the RetinaNet loss (see ``losses``)."""
         num_gt = torch.tensor([len(t["boxes"]) for t in targets], device=anchors.device)  # (B,)
-        max_gt = int(num_gt.max())
-        gt_boxes = anchors.new_zeros(len(targets), max_gt, 4)  # (B, G, 4) padded
-        gt_labels = torch.zeros(len(targets), max_gt, dtype=torch.int64, device=anchors.device)
-        for b, t in enumerate(targets):
-            gt_boxes[b, : len(t["boxes"])] = t["boxes"]
-            gt_labels[b, : len(t["labels"])] = t["labels"]
+        # padded with zeros to the most boxes G of any image: (B, G, 4) and (B, G)
+        gt_boxes = pad_sequence([t["boxes"] for t in targets], batch_first=True).to(anchors)
+        gt_labels = pad_sequence([t["labels"] for t in targets], batch_first=True)
         matches = match_anchors(
             box_iou(gt_boxes, anchors),  # (B, G, N)
             self.config.fg_iou_thresh,
