@@ -369,25 +369,35 @@ def ensure_synthetic_dataset(
     image_size: int = IMAGE_SIZE,
     force: bool = False,
     workers: int | None = None,
+    min_objects: int = MIN_OBJECTS,
+    max_objects: int = MAX_OBJECTS,
 ) -> dict[str, Path]:
     """Make the train and val splits under ``root`` unless they are there with these parameters.
 
     ``root`` defaults to ``data/synthetic`` in the repository. What was made is recorded in
     ``root/manifest.json``; a split is remade when its files are missing, its parameters differ or
-    ``force`` is set. ``workers``: processes that draw (default: one per CPU core). Returns
-    ``{"train": json path, "val": json path, "root": root}``.
+    ``force`` is set. ``workers``: processes that draw (default: one per CPU core);
+    ``min_objects`` / ``max_objects``: objects per image (the ablation study's sparse variants
+    draw one). Returns ``{"train": json path, "val": json path, "root": root}``.
     """
     root = DEFAULT_ROOT if root is None else Path(root)
     manifest_file = root / "manifest.json"
     manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
     paths = {}
     for split, num_images in (("train", train_images), ("val", val_images)):
-        params = GeneratorParams(split, num_images, seed, image_size)
+        params = GeneratorParams(split, num_images, seed, image_size, min_objects, max_objects)
         if force or not _split_complete(root, params, manifest.get(split)):
             for old in (root / split).glob("[0-9]" * 6 + ".png"):  # images of an older version
                 old.unlink()
             make_synthetic_coco(
-                root, split, num_images, seed, image_size, workers=workers or os.cpu_count() or 1
+                root,
+                split,
+                num_images,
+                seed,
+                image_size,
+                min_objects,
+                max_objects,
+                workers=workers or os.cpu_count() or 1,
             )
             manifest[split] = asdict(params)
             _write_json(manifest_file, manifest)
