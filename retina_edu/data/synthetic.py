@@ -18,7 +18,7 @@ P7 anchors (128-406 px) are larger than any object: those levels only learn back
 
 Command line::
 
-    python -m retina_edu.data --root data/synthetic --train 2000 --val 300 --seed 0
+    python -m retina_edu.data --train 2000 --val 300 --seed 0   # into retina_edu.paths.synthetic_root()
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from retina_edu.paths import synthetic_root
+
 CLASS_NAMES = ("circle", "square", "triangle", "diamond", "cross")  # COCO category ids 1..5
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "data" / "synthetic"
 # Bump when the drawing changes: ensure_synthetic_dataset() then remakes files made by older code.
 GENERATOR_VERSION = 1
 
@@ -67,6 +68,14 @@ CHUNK_IMAGES = 100  # images per task when drawing in several processes
 DECIMALS = 2  # bbox and area are rounded to 0.01 so that the JSON is reproducible byte for byte
 
 _SPLIT_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def __getattr__(name: str) -> Path:
+    # DEFAULT_ROOT is looked up when read, so that it follows $RETINA_EDU_HOME (retina_edu.paths):
+    # the data home's "synthetic" folder, the clone's data/synthetic when run from a clone.
+    if name == "DEFAULT_ROOT":
+        return synthetic_root()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -374,13 +383,14 @@ def ensure_synthetic_dataset(
 ) -> dict[str, Path]:
     """Make the train and val splits under ``root`` unless they are there with these parameters.
 
-    ``root`` defaults to ``data/synthetic`` in the repository. What was made is recorded in
+    ``root`` defaults to ``retina_edu.paths.synthetic_root()``: ``data/synthetic`` in a clone,
+    else under ``$RETINA_EDU_HOME`` or ``~/.cache/retina_edu``. What was made is recorded in
     ``root/manifest.json``; a split is remade when its files are missing, its parameters differ or
     ``force`` is set. ``workers``: processes that draw (default: one per CPU core);
     ``min_objects`` / ``max_objects``: objects per image (the ablation study's sparse variants
     draw one). Returns ``{"train": json path, "val": json path, "root": root}``.
     """
-    root = DEFAULT_ROOT if root is None else Path(root)
+    root = synthetic_root() if root is None else Path(root)
     manifest_file = root / "manifest.json"
     manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
     paths = {}
@@ -412,7 +422,7 @@ def main(argv: list[str] | None = None) -> None:
         description="Make the synthetic shapes data set (COCO format) unless it is already there.",
     )
     parser.add_argument(
-        "--root", type=Path, default=DEFAULT_ROOT, help="output folder (default: %(default)s)"
+        "--root", type=Path, default=synthetic_root(), help="output folder (default: %(default)s)"
     )
     parser.add_argument("--train", type=int, default=2000, help="training images (default: %(default)s)")
     parser.add_argument("--val", type=int, default=300, help="validation images (default: %(default)s)")
