@@ -1,0 +1,678 @@
+"""The paper's central claim and its ablations, at a scale a laptop CPU can run.
+
+The claim (§1, §3.2, §5.1): a one-stage detector sees ~100k anchors per image, about a thousand
+background anchors for every foreground one; the easy negatives then dominate cross-entropy, and
+focal loss — which discounts them — beats the best α-balanced cross-entropy. So the study does
+not fix one data set. It makes three variants with the generator, the same objects on more or
+less background, and counts each one's imbalance with the matcher:
+
+============  ======  ================  ======================
+variant       canvas  objects / image   background : foreground
+============  ======  ================  ======================
+``dense``     128 px  2–8               ~73 : 1
+``sparse``    128 px  1                 ~405 : 1
+``sparse192`` 192 px  1                 ~916 : 1 (the paper's regime)
+============  ======  ================  ======================
+
+On each it trains α-balanced CE for several α and FL (γ = 2, α = .25), several seeds, and at the
+most imbalanced one the rows of Table 1a–c and the prior-initialisation test of §4.1. Every run
+trains the same small RetinaNet (``study_config``) for the same number of steps and is evaluated
+with pycocotools at every quarter of its schedule, keeping up to 100 detections per image (score
+threshold 0: a model that becomes confident slowly is not cut off by the usual 0.05).
+
+    python -m retina_edu.ablations                      # the whole study, resumable
+    python -m retina_edu.ablations --groups imbalance   # only the imbalance axis
+    python -m retina_edu.ablations --smoke --out /tmp/smoke   # the machinery, in about a minute
+
+Runs go ``--workers`` at a time, each in its own process on one thread (small convolutions use
+two single-threaded processes better than one with two threads, and one thread makes a run's
+numbers independent of the core count). Each finished run is appended to ``runs.json``; a study
+that is stopped continues where it was. ``summary.json`` and the figures are rewritten from all
+the runs there at the end of every invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from retina_edu.anchors import anchors_for_image, pyramid_grid_sizes
+from retina_edu.boxes import box_iou
+from retina_edu.config import RetinaNetConfig, anchor_sizes_per_level
+from retina_edu.data import CocoDetection, collate, ensure_synthetic_dataset, synthetic
+from retina_edu.evaluate import evaluate_model
+from retina_edu.losses import sigmoid_focal_loss
+from retina_edu.matching import BACKGROUND, IGNORED, match_anchors
+from retina_edu.model import RetinaNet
+from retina_edu.train import TrainConfig, train
+
+STEPS = 800  # training steps of 16 images per run, the same for every setting and variant
+EVAL_POINTS = 4  # AP on the validation split after every quarter of the schedule
+EVAL_SCORE_THRESH = 0.0  # keep the 100 best detections per image, however low their scores
+BASE_SIZES = (16, 32, 64, 128, 256)  # the CPU preset's anchor sizes on P3..P7
+FIGURE4_GAMMAS = (0.0, 0.5, 1.0, 2.0)
+
+
+# ------------------------------------------------------------------------------- the data
+@dataclass(frozen=True)
+class Variant:
+    """A synthetic data set: ``objects`` per image on an ``image_size`` canvas."""
+
+    name: str
+    image_size: int
+    min_objects: int
+    max_objects: int
+    train_images: int = 2000
+    val_images: int = 300
+
+    def root(self, base: Path) -> Path:
+        """Where its files go: the default data set is ``dense`` itself; the others beside it."""
+        return base if self.name == "dense" else base / "variants" / self.name
+
+    def datasets(self, base: Path) -> tuple[CocoDetection, CocoDetection]:
+        """The train and val splits, made on first use (a few seconds)."""
+        paths = ensure_synthetic_dataset(
+            self.root(base),
+            self.train_images,
+            self.val_images,
+            image_size=self.image_size,
+            min_objects=self.min_objects,
+            max_objects=self.max_objects,
+        )
+        return (
+            CocoDetection(paths["train"], paths["root"] / "train"),
+            CocoDetection(paths["val"], paths["root"] / "val"),
+        )
+
+
+VARIANTS = {
+    v.name: v
+    for v in (Variant("dense", 128, 2, 8), Variant("sparse", 128, 1, 1), Variant("sparse192", 192, 1, 1))
+}
+HIGH = "sparse192"  # the most imbalanced variant: Table 1 and the prior are measured there
+
+
+def study_config(variant: Variant, num_classes: int = 5, **changes) -> RetinaNetConfig:
+    """The model every run trains: the CPU preset with a 32-channel FPN, sized to the canvas."""
+    base = RetinaNetConfig.cpu(num_classes=num_classes).replace(
+        fpn_channels=32,
+        min_size=variant.image_size,
+        max_size=variant.image_size,
+        score_thresh=EVAL_SCORE_THRESH,
+    )
+    return base.replace(**changes)
+
+
+def measure_imbalance(dataset: CocoDetection, config: RetinaNetConfig, images: int = 200) -> dict:
+    """Foreground, background and ignored anchors summed over the first ``images`` images, as the
+    matcher assigns them for ``config``'s anchors, and the ratio background : foreground."""
+    counts = {"foreground": 0, "background": 0, "ignored": 0}
+    for i in range(min(images, len(dataset))):
+        image, target = dataset[i]
+        size = tuple(image.shape[-2:])
+        anchors = anchors_for_image(size, pyramid_grid_sizes(size), config.anchor_sizes, config.aspect_ratios)
+        matches = match_anchors(box_iou(target["boxes"], anchors), config.fg_iou_thresh, config.bg_iou_thresh)
+        counts["foreground"] += int((matches >= 0).sum())
+        counts["background"] += int((matches == BACKGROUND).sum())
+        counts["ignored"] += int((matches == IGNORED).sum())
+    counts["images"] = min(images, len(dataset))
+    counts["anchors_per_image"] = len(anchors)
+    counts["ratio"] = round(counts["background"] / max(1, counts["foreground"]), 1)
+    return counts
+
+
+# ------------------------------------------------------------------------------- the settings
+@dataclass(frozen=True)
+class Setting:
+    """One row of a table: the variant, what changes from ``study_config``, the training changes
+    and the paper's AP for that row (Table 1, ResNet-50, 600 px, COCO minival)."""
+
+    group: str
+    name: str
+    variant: str = HIGH
+    changes: dict = field(default_factory=dict)
+    train_changes: dict = field(default_factory=dict)
+    paper_ap: float | None = None
+
+
+def anchors(scales: int, ratios: int) -> dict:
+    """Table 1c's anchors: ``scales`` per octave (2^(i/scales)), 1 (1:1) or 3 aspect ratios."""
+    return {
+        "anchor_sizes": anchor_sizes_per_level(BASE_SIZES, tuple(2 ** (i / scales) for i in range(scales))),
+        "aspect_ratios": (1.0,) if ratios == 1 else (0.5, 1.0, 2.0),
+    }
+
+
+def ce(alpha: float) -> dict:
+    """α-balanced cross-entropy: the focal loss with γ = 0."""
+    return {"focal_gamma": 0.0, "focal_alpha": alpha}
+
+
+def fl(gamma: float, alpha: float) -> dict:
+    return {"focal_gamma": gamma, "focal_alpha": alpha}
+
+
+AXIS_ALPHAS = (0.5, 0.75, 0.99)  # CE's α on the imbalance axis; Table 1a adds .25 and .9
+# §4.1 as the paper trains: SGD, lr 0.01, momentum 0.9, no warm-up, no gradient clipping, the
+# paper's heads (4 convs, no normalisation). π = 0.5 is bias 0.
+PAPER_SGD = {"optimizer": "sgd", "lr": 0.01, "warmup_steps": 0, "grad_clip": None, "schedule": "step"}
+PAPER_HEADS = {"head_convs": 4, "head_norm": "none"}
+
+SETTINGS = [
+    # The imbalance axis, in the order the study runs it: it is what the paper is about.
+    *[
+        Setting("imbalance", f"CE alpha={a}", v, ce(a))
+        for v in VARIANTS
+        for a in AXIS_ALPHAS
+    ],
+    *[Setting("imbalance", "FL gamma=2.0 alpha=0.25", v, fl(2.0, 0.25)) for v in VARIANTS],
+    *[
+        Setting("1a", f"CE alpha={a}", HIGH, ce(a), paper_ap=ap)
+        for a, ap in [(0.25, 10.8), (0.5, 30.2), (0.75, 31.1), (0.9, 30.8), (0.99, 28.7)]
+    ],
+    *[
+        Setting("prior", f"{loss} {prior}", HIGH, {**PAPER_HEADS, **changes, "prior_prob": pi}, PAPER_SGD)
+        for loss, changes in [("CE", ce(0.75)), ("FL", fl(2.0, 0.25))]
+        for prior, pi in [("pi=0.01", 0.01), ("bias 0", 0.5)]
+    ],
+    *[
+        Setting("1b", f"FL gamma={g} alpha={a}", HIGH, fl(g, a), paper_ap=ap)
+        for g, a, ap in [
+            (0.0, 0.75, 31.1),
+            (0.1, 0.75, 31.4),
+            (0.2, 0.75, 31.9),
+            (0.5, 0.5, 32.9),
+            (1.0, 0.25, 33.7),
+            (2.0, 0.25, 34.0),
+            (5.0, 0.25, 32.2),
+        ]
+    ],
+    *[
+        Setting("1c", f"{s} scale(s) x {r} ratio(s)", HIGH, anchors(s, r), paper_ap=ap)
+        for s, r, ap in [
+            (1, 1, 30.3), (2, 1, 31.9), (3, 1, 31.8), (1, 3, 32.4), (2, 3, 34.2), (3, 3, 34.0), (4, 3, 33.8)
+        ]
+    ],
+]  # fmt: skip
+GROUPS = tuple(dict.fromkeys(s.group for s in SETTINGS))
+
+
+def run_key(setting: Setting) -> str:
+    """A key shared by the settings that train the very same model: the variant, the config
+    fields that differ from ``study_config`` and the training changes (Table 1a's α = .75 is
+    Table 1b's γ = 0 row; Table 1b's γ = 2 row is Table 1c's 3 × 3 and the axis's FL point)."""
+    variant = VARIANTS[setting.variant]
+    base, config = study_config(variant), study_config(variant, **setting.changes)
+    diff = {
+        f.name: getattr(config, f.name)
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != getattr(base, f.name)
+    }
+    return json.dumps(
+        {"variant": setting.variant, "model": diff, "train": setting.train_changes}, sort_keys=True
+    )
+
+
+# ------------------------------------------------------------------------------- one run
+def run_one(
+    setting: Setting, variant: Variant, seed: int, steps: int, data_root: Path, models: Path | None
+) -> dict:
+    """Train one setting with one seed: the loss at step 0, whether it diverged (a non-finite
+    loss), the AP after every quarter of the schedule and at the end. Saves the final weights in
+    ``models`` when given and the seed is 0 (Figure 4 reads them)."""
+    torch.set_num_threads(1)
+    train_set, val_set = variant.datasets(data_root)
+    torch.manual_seed(seed)
+    model = RetinaNet(study_config(variant, train_set.num_classes, **setting.changes))
+    train_changes = {"warmup_steps": steps // 10, **setting.train_changes}
+    cfg = TrainConfig(steps=steps, seed=seed, **train_changes)
+    eval_at = {round(steps * (q + 1) / EVAL_POINTS) for q in range(EVAL_POINTS)}
+    curve: list[tuple[int, float]] = []
+
+    def evaluate_now(step: int, record: dict) -> None:
+        if step + 1 in eval_at and step + 1 < steps:
+            curve.append(
+                (step + 1, evaluate_model(model, val_set, progress=False, verbose=False).stats["AP"])
+            )
+            model.train()
+
+    start = time.perf_counter()
+    try:
+        history = train(model, train_set, cfg, progress=False, on_step=evaluate_now).history
+        diverged = False
+    except FloatingPointError:
+        history, diverged = [], True
+    record = {"key": run_key(setting), "variant": setting.variant, "seed": seed, "steps": steps}
+    record["diverged"] = diverged
+    if history:
+        record["loss_step0"] = history[0]["loss"]
+        record["classification_step0"] = history[0]["classification"]
+        record["final_loss"] = statistics.mean(r["loss"] for r in history[-20:])
+    if diverged:
+        record.update(AP=0.0, AP50=0.0, AP75=0.0, detections_per_image=0.0)
+    else:
+        result = evaluate_model(model, val_set, progress=False, verbose=False)
+        record.update({k: result.stats[k] for k in ("AP", "AP50", "AP75")})
+        record["detections_per_image"] = len(result.results) / len(val_set)
+        curve.append((steps, result.stats["AP"]))
+        if models is not None and seed == 0:
+            torch.save(model.state_dict(), models / f"{model_file_stem(setting, seed)}.pt")
+    record["curve"] = curve
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    return record
+
+
+def model_file_stem(setting: Setting, seed: int) -> str:
+    """A file name for a run's weights: a hash of its key and the seed."""
+    return f"{hashlib.sha1(run_key(setting).encode()).hexdigest()[:12]}-seed{seed}"
+
+
+# ------------------------------------------------------------------------------- Figure 4
+def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, images: int = 100) -> dict:
+    """Figure 4: the cumulative distribution of the normalised loss over positive and over
+    negative (anchor, class) pairs, for several γ, on a trained model's predictions (the paper
+    uses its converged γ = 2 model and evaluates FL at each γ on it).
+
+    Returns, per γ and kind, the share of the kind's total loss carried by the lowest-loss
+    fraction x of its samples, at 101 points x = 0, 0.01, …, 1; and the sample counts.
+    """
+    model.eval()
+    batch, targets = collate([dataset[i] for i in range(min(images, len(dataset)))])
+    with torch.no_grad():
+        x, _, targets = model.preprocess(batch, targets)
+        features = model.fpn(model.trunk(x))
+        logits, _ = model.head(features)  # (B, N, K)
+        anchor_boxes = model.anchors(tuple(x.shape[-2:]), features)  # (N, 4)
+    logit, target = [], []
+    for b, t in enumerate(targets):
+        matches = match_anchors(box_iou(t["boxes"], anchor_boxes))  # (N,)
+        onehot = torch.zeros_like(logits[b])  # (N, K)
+        fg = matches >= 0
+        onehot[fg, t["labels"][matches[fg]]] = 1
+        logit.append(logits[b][matches != IGNORED])
+        target.append(onehot[matches != IGNORED])
+    logit, target = torch.cat(logit).flatten(), torch.cat(target).flatten()
+    grid = torch.linspace(0, 1, 101)
+    out: dict = {"fraction": [round(v, 2) for v in grid.tolist()]}
+    for gamma in gammas:
+        loss = sigmoid_focal_loss(logit, target, alpha=None, gamma=gamma)
+        for kind, mask in (("positive", target == 1), ("negative", target == 0)):
+            values = loss[mask].sort().values
+            cumulative = values.cumsum(0) / values.sum()
+            index = (grid * (len(values) - 1)).round().long()
+            out[f"gamma={gamma} {kind}"] = [round(v, 5) for v in cumulative[index].tolist()]
+    out["counts"] = {"positive": int((target == 1).sum()), "negative": int((target == 0).sum())}
+    return out
+
+
+def hardest_share(curves: dict, gamma: float, kind: str, fraction: float) -> float:
+    """The share of the loss carried by the hardest ``fraction`` of the samples of ``kind``:
+    1 minus the cumulative curve at x = 1 − fraction."""
+    return 1.0 - float(np.interp(1.0 - fraction, curves["fraction"], curves[f"gamma={float(gamma)} {kind}"]))
+
+
+# ------------------------------------------------------------------------------- summaries
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarise(runs: list[dict], settings: list[Setting] = SETTINGS) -> list[dict]:
+    """One row per setting: AP mean ± std over seeds, AP50, AP75, diverged runs, the
+    classification loss at step 0, the AP rise over the last quarter, and the paper's AP."""
+    rows = []
+    for s in settings:
+        mine = sorted((r for r in runs if r["key"] == run_key(s)), key=lambda r: r["seed"])
+        ap_mean, ap_std = _mean_std([r["AP"] for r in mine])
+        rises = [r["curve"][-1][1] - r["curve"][-2][1] for r in mine if len(r["curve"]) >= 2]
+        loss0 = [r["classification_step0"] for r in mine if "classification_step0" in r]
+        rows.append(
+            {
+                "group": s.group,
+                "setting": s.name,
+                "variant": s.variant,
+                "seeds": len(mine),
+                "AP_mean": _round(ap_mean),
+                "AP_std": _round(ap_std),
+                "AP50_mean": _round(_mean_std([r["AP50"] for r in mine])[0]),
+                "AP75_mean": _round(_mean_std([r["AP75"] for r in mine])[0]),
+                "AP_by_seed": {r["seed"]: round(r["AP"], 4) for r in mine},
+                "last_quarter_rise": _round(_mean_std(rises)[0]),
+                "diverged": sum(r["diverged"] for r in mine),
+                "cls_loss_step0": _round(_mean_std(loss0)[0]),
+                "paper_AP": s.paper_ap,
+            }
+        )
+    return rows
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def imbalance_axis(rows: list[dict], imbalance: dict[str, dict]) -> list[dict]:
+    """Per variant: its measured background : foreground ratio, the best α-balanced CE (the α
+    with the highest mean AP), FL γ = 2, and their difference, paired by seed (mean ± std)."""
+    out = []
+    for name in VARIANTS:
+        axis = [r for r in rows if r["variant"] == name and r["group"] in ("imbalance", "1a") and r["seeds"]]
+        ces = [r for r in axis if r["setting"].startswith("CE")]
+        fls = [r for r in axis if r["setting"] == "FL gamma=2.0 alpha=0.25"]
+        if not ces or not fls:
+            continue
+        best, focal = max(ces, key=lambda r: r["AP_mean"]), fls[0]
+        paired = [
+            focal["AP_by_seed"][s] - best["AP_by_seed"][s]
+            for s in focal["AP_by_seed"]
+            if s in best["AP_by_seed"]
+        ]
+        diff_mean, diff_std = _mean_std(paired)
+        out.append(
+            {
+                "variant": name,
+                "ratio": imbalance[name]["ratio"],
+                "best_CE": best["setting"],
+                "best_CE_AP": best["AP_mean"],
+                "best_CE_std": best["AP_std"],
+                "CE_alphas_tried": len(ces),
+                "FL_AP": focal["AP_mean"],
+                "FL_std": focal["AP_std"],
+                "delta_AP": _round(diff_mean),
+                "delta_std": _round(diff_std),
+                "seeds": len(paired),
+            }
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------- figures
+def plot_imbalance(axis: list[dict]) -> Figure:
+    """The paper's thesis in one picture: FL − best CE against the measured imbalance (left),
+    and the two APs themselves (right), mean ± std over seeds."""
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    ratios = [a["ratio"] for a in axis]
+    left.axhline(0, color="gray", lw=1)
+    left.errorbar(
+        ratios, [a["delta_AP"] for a in axis], yerr=[a["delta_std"] for a in axis], fmt="o-", capsize=4
+    )
+    for a in axis:
+        left.annotate(
+            a["variant"], (a["ratio"], a["delta_AP"]), textcoords="offset points", xytext=(6, -12), fontsize=8
+        )
+    left.set(
+        xscale="log", xlabel="background : foreground anchors per image", ylabel="AP(FL γ=2) − AP(best CE)"
+    )
+    left.set_title("Focal loss gains with the imbalance")
+    for key, std, label in (
+        ("best_CE_AP", "best_CE_std", "best α-balanced CE"),
+        ("FL_AP", "FL_std", "FL γ=2, α=.25"),
+    ):
+        right.errorbar(
+            ratios, [a[key] for a in axis], yerr=[a[std] for a in axis], fmt="o-", capsize=4, label=label
+        )
+    right.set(xscale="log", xlabel="background : foreground anchors per image", ylabel="COCO AP[.5:.95]")
+    right.set_title("AP of each loss")
+    right.legend(fontsize=8)
+    return fig
+
+
+def plot_table1(rows: list[dict]) -> Figure:
+    """Table 1a–c at the most imbalanced variant: our AP (bars, mean ± std) and the paper's AP
+    (dots, its own scale on top), one horizontal panel per table so labels never overlap."""
+    groups = [g for g in ("1a", "1b", "1c") if any(r["group"] == g for r in rows)]
+    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    titles = {"1a": "Table 1a: α for CE (γ = 0)", "1b": "Table 1b: γ for FL", "1c": "Table 1c: anchors"}
+    for ax, group in zip(fig.subplots(1, len(groups), squeeze=False)[0], groups, strict=True):
+        mine = [r for r in rows if r["group"] == group]
+        pos = list(range(len(mine)))[::-1]
+        done = [r["AP_mean"] if r["seeds"] else 0.0 for r in mine]
+        ax.barh(pos, done, xerr=[r["AP_std"] or 0.0 for r in mine], color="tab:blue", alpha=0.8, label="ours")
+        for p, r in zip(pos, mine, strict=True):
+            if not r["seeds"]:
+                ax.text(0.01, p, "not run", va="center", fontsize=7, color="gray")
+        ax.set_yticks(
+            pos, [r["setting"].replace("alpha", "α").replace("gamma", "γ") for r in mine], fontsize=7
+        )
+        ax.set_xlabel("our AP (bars)")
+        paper = ax.twiny()
+        paper.plot([r["paper_AP"] for r in mine], pos, "o", color="tab:red", label="paper")
+        paper.set_xlabel("paper's AP (dots)", color="tab:red", fontsize=8)
+        ax.set_title(titles[group], fontsize=9)
+    return fig
+
+
+def plot_curves(runs: list[dict], axis: list[dict]) -> Figure:
+    """Validation AP against training step for the best CE and FL on each variant (mean over
+    seeds, each seed faint): the curves that say whether the budget reached a plateau."""
+    fig = Figure(figsize=(11, 3.2), layout="constrained")
+    panels = fig.subplots(1, len(axis), squeeze=False)[0]
+    for ax, a in zip(panels, axis, strict=True):
+        for name, colour in ((a["best_CE"], "tab:blue"), ("FL gamma=2.0 alpha=0.25", "tab:orange")):
+            setting = next(s for s in SETTINGS if s.variant == a["variant"] and s.name == name)
+            mine = [r for r in runs if r["key"] == run_key(setting)]
+            for r in mine:
+                ax.plot(*zip(*r["curve"], strict=True), color=colour, alpha=0.3, lw=1)
+            steps = [p[0] for p in mine[0]["curve"]]
+            mean = [statistics.mean(r["curve"][i][1] for r in mine) for i in range(len(steps))]
+            ax.plot(steps, mean, "o-", color=colour, label=name.replace("alpha", "α").replace("gamma", "γ"))
+        ax.set(xlabel="training step", ylabel="val AP", title=f"{a['variant']} ({a['ratio']:.0f} : 1)")
+        ax.legend(fontsize=7)
+    return fig
+
+
+def plot_figure4(fig4: dict) -> Figure:
+    """Figure 4 for each trained model: cumulative normalised loss of positives and negatives."""
+    models = list(fig4)
+    fig = Figure(figsize=(9, 3.2 * len(models)), layout="constrained")
+    for row, name in zip(fig.subplots(len(models), 2, squeeze=False), models, strict=True):
+        curves = fig4[name]
+        for ax, kind in zip(row, ("positive", "negative"), strict=True):
+            for gamma in FIGURE4_GAMMAS:
+                ax.plot(curves["fraction"], curves[f"gamma={gamma} {kind}"], label=f"γ = {gamma:g}")
+            ax.plot([0, 1], [0, 1], ":", color="gray", lw=1)
+            ax.set(
+                xlabel=f"fraction of {kind} samples (lowest loss first)", ylabel="cumulative normalised loss"
+            )
+            ax.set_title(f"{name}: {kind} samples", fontsize=9)
+            ax.legend(fontsize=7)
+    return fig
+
+
+# ------------------------------------------------------------------------------- the study
+def smoke_variants() -> dict[str, Variant]:
+    """The variants with a few images each: the machinery end to end in about a minute."""
+    return {k: dataclasses.replace(v, train_images=24, val_images=8) for k, v in VARIANTS.items()}
+
+
+SMOKE_SETTINGS = ("CE alpha=0.75", "FL gamma=2.0 alpha=0.25", "FL bias 0", "1 scale(s) x 1 ratio(s)")
+
+
+def plan(groups: list[str], seeds: int, smoke: bool) -> list[tuple[Setting, int]]:
+    """The runs to make, each distinct model once, seed-major within each group so that an
+    interrupted study has every setting at some seeds rather than some settings at all seeds."""
+    chosen = [s for s in SETTINGS if s.group in groups and (not smoke or s.name in SMOKE_SETTINGS)]
+    todo: dict[tuple[str, int], tuple[Setting, int]] = {}
+    for group in groups:
+        for seed in range(seeds):
+            for s in chosen:
+                if s.group == group:
+                    todo.setdefault((run_key(s), seed), (s, seed))
+    return list(todo.values())
+
+
+def git_revision() -> str:
+    try:
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=Path(__file__).parent,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            or "unknown"
+        )
+    except OSError:
+        return "unknown"
+
+
+def write_results(
+    out: Path, runs: list[dict], variants: dict[str, Variant], data_root: Path, models: Path, meta: dict
+) -> dict:
+    """Summaries, Figure 4 for the FL and best-CE models of the most imbalanced variant, figures."""
+    imbalance = {}
+    for name, variant in variants.items():
+        train_set, _ = variant.datasets(data_root)
+        imbalance[name] = measure_imbalance(train_set, study_config(variant, train_set.num_classes))
+    rows = summarise(runs)
+    axis = imbalance_axis(rows, imbalance)
+    fig4 = {}
+    high = next((a for a in axis if a["variant"] == HIGH), None)
+    if high is not None:
+        _, val_set = variants[HIGH].datasets(data_root)
+        for name in ("FL gamma=2.0 alpha=0.25", high["best_CE"]):
+            setting = next(s for s in SETTINGS if s.variant == HIGH and s.name == name)
+            weights = models / f"{model_file_stem(setting, 0)}.pt"
+            if weights.is_file():
+                model = RetinaNet(study_config(variants[HIGH], val_set.num_classes, **setting.changes))
+                model.load_state_dict(torch.load(weights, weights_only=True))
+                fig4[name] = figure4(model, val_set)
+    summary = {"meta": {**meta, "imbalance": imbalance}, "axis": axis, "rows": rows}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "figure4.json").write_text(json.dumps(fig4))
+    figures = {"imbalance": plot_imbalance(axis), "table1": plot_table1(rows)}
+    if axis:
+        figures["curves"] = plot_curves(runs, axis)
+    if fig4:
+        figures["figure4"] = plot_figure4(fig4)
+    for name, figure in figures.items():
+        figure.savefig(out / f"{name}.png", dpi=90)
+    return summary
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m retina_edu.ablations",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument(
+        "--steps", type=positive_int, default=STEPS, help="training steps per run (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seeds", type=positive_int, default=3, help="seeds per setting (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=2,
+        help="runs at a time, one thread each (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="which parts to run (default: all)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=synthetic.DEFAULT_ROOT.parent / "results",
+        help="results folder (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        help="where the data variants go (default: beside the synthetic data set; --smoke: OUT/data)",
+    )
+    parser.add_argument("--models", type=Path, help="where seed 0's weights go (default: OUT/models, not committed)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a few images, 4 steps, one seed, a few settings"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.steps, args.seeds = min(args.steps, 4), 1
+    variants = smoke_variants() if args.smoke else VARIANTS
+    data_root = args.data_root or (args.out / "data" if args.smoke else synthetic.DEFAULT_ROOT)
+    models = args.models or args.out / "models"
+    for folder, flag in ((args.out, "--out"), (models, "--models"), (data_root, "--data-root")):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            parser.error(f"{flag} {folder}: cannot create it ({error.strerror})")
+        if not os.access(folder, os.W_OK):
+            parser.error(f"{flag} {folder}: not writable")
+
+    revision = git_revision()
+    runs_file = args.out / "runs.json"
+    runs = json.loads(runs_file.read_text()) if runs_file.is_file() else []
+    done = {(r["key"], r["seed"]) for r in runs if r["steps"] == args.steps}
+    todo = [
+        (s, seed) for s, seed in plan(args.groups, args.seeds, args.smoke) if (run_key(s), seed) not in done
+    ]
+    for variant in variants.values():  # make the data once, before the workers need it
+        variant.datasets(data_root)
+    print(f"{len(todo)} runs to make, {len(done)} already in {runs_file}", flush=True)
+    begun = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        futures = {
+            pool.submit(run_one, s, variants[s.variant], seed, args.steps, data_root, models): s
+            for s, seed in todo
+        }
+        for future in as_completed(futures):
+            record, setting = future.result(), futures[future]
+            runs.append(record)
+            runs_file.write_text(json.dumps(runs, indent=1))
+            print(
+                f"{setting.variant:9} {setting.name:28} seed {record['seed']}: AP {record['AP']:.4f} "
+                f"({record['seconds']:.0f} s)",
+                flush=True,
+            )
+    runs = [r for r in runs if r["steps"] == args.steps]
+    meta = {
+        "command": "python -m retina_edu.ablations " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "git_revision": revision,
+        "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, no GPU"
+        if not torch.cuda.is_available()
+        else torch.cuda.get_device_name(),
+        "steps": args.steps,
+        "batch_size": TrainConfig().batch_size,
+        "eval_score_thresh": EVAL_SCORE_THRESH,
+        "this_invocation_seconds": round(time.perf_counter() - begun),
+        "total_run_seconds": round(sum(r["seconds"] for r in runs)),
+    }
+    summary = write_results(args.out, runs, variants, data_root, models, meta)
+    for a in summary["axis"]:
+        print(
+            f"{a['variant']:9} {a['ratio']:6.0f}:1  best CE ({a['best_CE']}) {a['best_CE_AP']:.3f}  "
+            f"FL {a['FL_AP']:.3f}  FL - CE {a['delta_AP']:+.3f} ± {a['delta_std']:.3f} ({a['seeds']} seeds)"
+        )
+    return summary
+
+
+if __name__ == "__main__":
+    main()
