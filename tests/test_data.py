@@ -32,6 +32,7 @@ from retina_edu.data import (
     ensure_synthetic_dataset,
     make_synthetic_coco,
 )
+from retina_edu.data.coco import ImageFileError, read_ground_truth
 
 NUM_IMAGES = 40  # enough for every class and both ends of the size range, still well under a second
 IMAGE_SIZE = 128
@@ -287,6 +288,17 @@ MALFORMED = {
     "unknown category": (_set("annotations", 0, "category_id", 4), "category_id 4"),
     "duplicate image id": (_set("images", 1, "id", 1), "images[1] (id 1) repeats"),
     "category id not an integer": (_set("categories", 0, "id", "1"), "categories[0] (id '1')"),
+    # what evaluation relies on, checked up front
+    "annotation without id": (_drop("annotations", "id"), "annotations[0] has no id"),
+    "image id a string": (_set("images", 0, "id", "1"), "images[0] (id '1'): the id must be an integer"),
+    "annotation id a string": (_set("annotations", 0, "id", "5"), "annotations[0] (id '5'): the id"),
+    "duplicate annotation id": (
+        lambda d: d["annotations"].append({**d["annotations"][0], "bbox": [1, 1, 2, 2]}),
+        "annotations[1] (id 5) repeats the id of annotations[0]",
+    ),
+    "area a string": (_set("annotations", 0, "area", "4"), "annotations[0] (id 5): area must be"),
+    "negative area": (_set("annotations", 0, "area", -1), "annotations[0] (id 5): area must be"),
+    "iscrowd 2": (_set("annotations", 0, "iscrowd", 2), "annotations[0] (id 5): iscrowd must be 0 or 1"),
 }
 
 
@@ -320,6 +332,61 @@ def test_missing_or_wrong_sized_image_files_are_named(tmp_path):
         dataset[1]
     with pytest.raises(CocoFormatError, match=r"images\[0\] \(id 1\) says 4x4 .*a\.png is 4x3"):
         dataset[0]
+
+
+def test_area_and_iscrowd_are_filled_in_where_absent_and_kept_where_given(tmp_path):
+    data = _valid()
+    data["annotations"].append(
+        {"id": 6, "image_id": 2, "category_id": 1, "bbox": [0, 1, 3, 2], "area": 4.5, "iscrowd": 1}
+    )
+    ann_file = tmp_path / "partial.json"
+    ann_file.write_text(json.dumps(data))
+    annotations = read_ground_truth(ann_file)["annotations"]
+    assert [(a["area"], a["iscrowd"]) for a in annotations] == [(2 * 2, 0), (4.5, 1)]  # w*h, 0
+    assert "area" not in data["annotations"][0]  # copies: the caller's dict is not changed
+
+
+def test_boxes_with_no_area_in_the_image_are_ignored_alike_in_training_and_evaluation(tmp_path):
+    ground_truth = read_ground_truth(_hand_written(tmp_path))
+    crowd = {a["id"]: a["iscrowd"] for a in ground_truth["annotations"]}
+    # 2 is a crowd region in the file; 4 (zero width) and 6 (off the image) have no area inside
+    # their image, so evaluation ignores them as training leaves them out (see the test above)
+    assert crowd == {1: 0, 2: 1, 3: 0, 4: 1, 5: 0, 6: 1}
+
+
+def _broken_pngs(folder: Path) -> dict[str, Path]:
+    """A good 4x4 PNG, and three broken copies: cut in half, bytes overwritten, empty."""
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(folder / "a.png")
+    good = (folder / "a.png").read_bytes()
+    corrupt = bytearray(good)
+    corrupt[40:60] = bytes(20)
+    files = {"truncated": good[: len(good) // 2], "corrupt": bytes(corrupt), "empty": b""}
+    for name, content in files.items():
+        (folder / f"{name}.png").write_bytes(content)
+    return {name: folder / f"{name}.png" for name in files}
+
+
+@pytest.mark.parametrize("broken", ["truncated", "corrupt", "empty"])
+def test_an_image_that_cannot_be_decoded_is_named_with_its_entry(tmp_path, broken):
+    path = _broken_pngs(tmp_path)[broken]
+    data = _valid()
+    data["images"][1]["file_name"] = path.name
+    ann_file = tmp_path / "ok.json"
+    ann_file.write_text(json.dumps(data))
+    dataset = CocoDetection(ann_file, tmp_path)
+    with pytest.raises(ImageFileError, match=rf"images\[1\] \(id 2\): cannot decode .*{broken}\.png"):
+        dataset[1]
+    assert dataset[0][0].shape == (3, 4, 4)  # the good one still loads
+
+
+def test_check_files_names_empty_image_files(tmp_path):
+    _broken_pngs(tmp_path)
+    data = _valid()
+    data["images"][1]["file_name"] = "empty.png"
+    ann_file = tmp_path / "ok.json"
+    ann_file.write_text(json.dumps(data))
+    with pytest.raises(ImageFileError, match=r"1 of 2 image files are empty: .*empty\.png \(images\[1\]"):
+        CocoDetection(ann_file, tmp_path).check_files()
 
 
 # --- transforms and collate ----------------------------------------------------------------------
