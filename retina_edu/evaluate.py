@@ -32,7 +32,9 @@ from pycocotools.cocoeval import COCOeval
 from torch import nn
 from tqdm.auto import tqdm
 
+from retina_edu import cli
 from retina_edu.boxes import xyxy_to_xywh
+from retina_edu.data.coco import CocoDetection, CocoFormatError, ImageFileError, read_ground_truth
 
 # The twelve numbers of ``COCOeval.summarize()``, in its order: AP averaged over IoU 0.50:0.95,
 # at IoU 0.50 and 0.75, for small / medium / large objects; AR at 1, 10, 100 detections per
@@ -180,6 +182,28 @@ def write_results(results: list[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
+def ground_truth_coco(ground_truth: dict[str, Any]) -> COCO:
+    """A pycocotools ``COCO`` over a COCO dict (e.g. what ``read_ground_truth`` returns)."""
+    coco = COCO()
+    coco.dataset = ground_truth
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints "creating index..."
+        coco.createIndex()
+    return coco
+
+
+def batches_of_one_size(sizes: Sequence[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Indices ``0..n-1`` cut into batches of at most ``batch_size`` images of one size each.
+
+    ``sizes[i]`` is image ``i``'s ``(height, width)``. Images of a size keep their order, and the
+    sizes come in the order of their first image; with a single size the batches are the
+    consecutive slices of ``0..n-1``.
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, size in enumerate(sizes):
+        groups.setdefault(tuple(size), []).append(i)
+    return [g[start : start + batch_size] for g in groups.values() for start in range(0, len(g), batch_size)]
+
+
 def _load_results(coco_gt: COCO, results: list[dict[str, Any]]) -> COCO:
     """``coco_gt.loadRes`` that also takes an empty list (pycocotools indexes ``results[0]``)."""
     if results:
@@ -203,16 +227,18 @@ def coco_evaluate(
     """Run ``COCOeval`` on COCO ``results`` against the ground truth (a ``COCO`` or its file).
 
     All images of the ground truth are evaluated; no detections at all gives AP 0, not an error.
+    A file is read with ``read_ground_truth``: checked (errors name file and entry), ``area`` and
+    ``iscrowd`` filled in where absent, boxes with no area in the image marked as crowd regions
+    (ignored), as training treats them. A ``COCO`` object is used as it is.
     Results on categories the ground truth does not have are dropped with a warning (as
     ``COCOeval`` would silently do): usually a sign of a wrong label → category map.
     ``verbose`` prints pycocotools' summary table; otherwise pycocotools prints nothing.
     """
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
+    if not isinstance(coco_gt, COCO):
+        coco_gt = ground_truth_coco(read_ground_truth(coco_gt))
     chatter = io.StringIO()  # pycocotools prints progress lines we do not need
-    with contextlib.redirect_stdout(chatter):
-        if not isinstance(coco_gt, COCO):
-            coco_gt = COCO(str(coco_gt))
     unknown_images = {r["image_id"] for r in results} - set(coco_gt.getImgIds())
     if unknown_images:
         raise ValueError(f"results name image ids not in the ground truth: {sorted(unknown_images)[:10]}")
@@ -256,29 +282,47 @@ def evaluate_model(
     map to categories through ``label_to_category_id`` (default: the dataset's). The model is
     moved to ``device`` and run in eval mode under ``torch.inference_mode()``; its training flag
     is restored afterwards.
+
+    The detections do not depend on ``batch_size``: a batch only ever holds images of one size
+    (grouped by the sizes the annotation file gives, and split again by the sizes the images
+    have), so no padding enters the network, whose GroupNorm layers would see it. The ground
+    truth is read and checked (``read_ground_truth``) before any image is.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if label_to_category_id is None:
         label_to_category_id = dataset.label_to_category_id
+    coco_gt = ground_truth_coco(read_ground_truth(dataset.ann_file))
+    image_ids = [int(i) for i in dataset.image_ids]
+    unknown = [i for i in image_ids if i not in coco_gt.imgs]
+    if unknown:
+        raise ValueError(f"the dataset has image ids that {dataset.ann_file} does not: {unknown[:10]}")
+    sizes = [(coco_gt.imgs[i]["height"], coco_gt.imgs[i]["width"]) for i in image_ids]
+    batches = batches_of_one_size(sizes, batch_size)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=list
+        dataset, batch_sampler=batches, num_workers=num_workers, collate_fn=list
     )
     was_training = model.training
     model.to(device).eval()
-    detections: list[dict[str, torch.Tensor]] = []
+    detections: list[dict[str, torch.Tensor]] = [{} for _ in image_ids]
     try:
         with torch.inference_mode():
-            for batch in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
-                outputs = model([image.to(device) for image, _ in batch])
-                detections += [{k: v.cpu() for k, v in out.items()} for out in outputs]
+            for indices, batch in zip(
+                batches, tqdm(loader, desc="evaluate", unit="batch", disable=not progress), strict=True
+            ):
+                by_shape: dict[tuple[int, ...], list[int]] = {}  # in case transforms changed sizes
+                for j, (image, _) in enumerate(batch):
+                    by_shape.setdefault(tuple(image.shape), []).append(j)
+                for js in by_shape.values():
+                    outputs = model([batch[j][0].to(device) for j in js])
+                    if len(outputs) != len(js):
+                        raise ValueError(f"model gave {len(outputs)} outputs for {len(js)} images")
+                    for j, out in zip(js, outputs, strict=True):
+                        detections[indices[j]] = {k: v.cpu() for k, v in out.items()}
     finally:
         model.train(was_training)
-    image_ids = [int(i) for i in dataset.image_ids]
-    if len(detections) != len(image_ids):
-        raise ValueError(f"model gave {len(detections)} outputs for {len(image_ids)} images")
     results = detections_to_coco_results(detections, image_ids, label_to_category_id)
-    return coco_evaluate(dataset.ann_file, results, verbose=verbose)
+    return coco_evaluate(coco_gt, results, verbose=verbose)
 
 
 def format_per_class_ap(per_class: dict[str | int, float]) -> str:
@@ -289,37 +333,55 @@ def format_per_class_ap(per_class: dict[str | int, float]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> CocoEvalResult:
-    """Command line: evaluate a checkpoint on a COCO-format data set and print the AP table."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; every argument is checked by argparse before any work starts."""
     parser = argparse.ArgumentParser(
         prog="python -m retina_edu.evaluate",
         description="COCO evaluation (pycocotools) of a RetinaNet checkpoint on a COCO data set.",
     )
-    parser.add_argument("--checkpoint", type=Path, required=True, help="checkpoint written by training")
-    parser.add_argument("--ann-file", type=Path, required=True, help="COCO annotation JSON")
-    parser.add_argument("--image-dir", type=Path, required=True, help="folder of the images")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--results-out", type=Path, default=None, help="also write COCO results JSON here")
-    parser.add_argument("--device", default="cpu", help="e.g. cpu, cuda, cuda:1")
-    parser.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
+    parser.add_argument(
+        "--checkpoint", type=cli.existing_file, required=True, help="checkpoint written by training"
+    )
+    parser.add_argument("--ann-file", type=cli.existing_file, required=True, help="COCO annotation JSON")
+    parser.add_argument("--image-dir", type=cli.existing_folder, required=True, help="folder of the images")
+    parser.add_argument("--batch-size", type=cli.integer_at_least(1), default=8)
+    parser.add_argument(
+        "--results-out", type=cli.writable_file, default=None, help="also write COCO results JSON here"
+    )
+    parser.add_argument("--device", type=cli.device, default="cpu", help="e.g. cpu, cuda, cuda:1")
+    parser.add_argument(
+        "--num-workers", type=cli.integer_at_least(0), default=0, help="data loader worker processes"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> CocoEvalResult:
+    """Command line: evaluate a checkpoint on a COCO-format data set and print the AP table.
+
+    Bad arguments and bad files (annotation file, image files, checkpoint, a checkpoint made for
+    other categories) end with one line on stderr and exit status 2 before any inference.
+    """
+    parser = build_parser()
     args = parser.parse_args(argv)
 
-    from retina_edu.checkpoint import load_model  # imported here: only the command line needs them
-    from retina_edu.data.coco import CocoDetection
+    # imported here: only the command line needs them
+    from retina_edu.checkpoint import CheckpointError, check_labels, load_checkpoint, model_from_checkpoint
 
-    model, meta = load_model(args.checkpoint, map_location="cpu")
-    dataset = CocoDetection(ann_file=args.ann_file, image_dir=args.image_dir)
-    label_map = meta.get("label_to_category_id") or dataset.label_to_category_id
-    if list(label_map) != list(dataset.label_to_category_id):
-        print(f"note: using the checkpoint's label → category map {list(label_map)[:10]}...")
-    result = evaluate_model(
-        model,
-        dataset,
-        batch_size=args.batch_size,
-        device=args.device,
-        label_to_category_id=label_map,
-        num_workers=args.num_workers,
-    )
+    try:
+        dataset = CocoDetection(ann_file=args.ann_file, image_dir=args.image_dir)
+        dataset.check_files()
+        state = load_checkpoint(args.checkpoint, map_location="cpu")
+        check_labels(args.checkpoint, state, dataset.label_to_category_id, dataset.class_names, args.ann_file)
+        model = model_from_checkpoint(args.checkpoint, state)
+        result = evaluate_model(
+            model,
+            dataset,
+            batch_size=args.batch_size,
+            device=args.device,
+            num_workers=args.num_workers,
+        )
+    except (CocoFormatError, ImageFileError, FileNotFoundError, CheckpointError) as error:
+        cli.fail(parser, str(error))
     if args.results_out is not None:
         path = write_results(result.results, args.results_out)
         print(f"wrote {len(result.results)} results to {path}")

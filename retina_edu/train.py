@@ -25,10 +25,21 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
-from retina_edu.checkpoint import load_checkpoint, save_checkpoint
+from retina_edu import cli
+from retina_edu.checkpoint import (
+    CheckpointError,
+    check_config,
+    check_labels,
+    load_checkpoint,
+    save_checkpoint,
+)
 from retina_edu.config import RetinaNetConfig
 from retina_edu.data import CocoDetection, RandomHorizontalFlip, collate, ensure_synthetic_dataset
+from retina_edu.data.coco import CocoFormatError, ImageFileError
 from retina_edu.model import RetinaNet
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "step", "constant")
 
 
 @dataclass(frozen=True)
@@ -50,12 +61,27 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps; 0: only at the end
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}")
-        if self.schedule not in ("cosine", "step", "constant"):
-            raise ValueError(f"schedule must be 'cosine', 'step' or 'constant', got {self.schedule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be >= 1")
+            raise ValueError(f"steps and batch_size must be >= 1, got {self.steps} and {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            # 0 would zero every gradient and a negative norm reverses them; None turns clipping off
+            raise ValueError(f"grad_clip must be > 0 or None (no clipping), got {self.grad_clip}")
+        if self.weight_decay < 0 or not 0 <= self.momentum < 1 or not 0 <= self.hflip_prob <= 1:
+            raise ValueError(
+                f"need weight_decay >= 0, 0 <= momentum < 1 and 0 <= hflip_prob <= 1, got "
+                f"{self.weight_decay}, {self.momentum} and {self.hflip_prob}"
+            )
+        if self.warmup_steps < 0 or self.checkpoint_every < 0:
+            raise ValueError(
+                f"warmup_steps and checkpoint_every must be >= 0, got {self.warmup_steps} and "
+                f"{self.checkpoint_every}"
+            )
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -114,9 +140,13 @@ def train(
     """Train ``model`` on ``dataset`` for ``cfg.steps`` steps (fewer if ``time_limit_s`` runs out).
 
     ``out_dir``: checkpoints go to ``out_dir/last.pt`` every ``cfg.checkpoint_every`` steps
-    and at the end. ``resume``: a checkpoint to continue from, exactly. ``on_step(step, record)``
-    is called after every step (the notebooks draw live curves with it).
+    and at the end. ``resume``: a checkpoint to continue from, exactly; it must have been made
+    with the same model config and ``cfg``. ``on_step(step, record)`` is called after every step
+    (the notebooks draw live curves with it). A ``CocoDetection``'s image files are checked
+    (``check_files``) before the first step.
     """
+    if isinstance(dataset, CocoDetection):
+        dataset.check_files()
     device = next(model.parameters()).device
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     wrapped = nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -126,8 +156,8 @@ def train(
     start = 0
     if resume is not None:
         state = load_checkpoint(resume, map_location=device)
-        if state.get("train_config") != dataclasses.asdict(cfg):
-            raise ValueError(f"{resume} was made with other training settings: {state.get('train_config')}")
+        check_train_config(resume, state, cfg)
+        check_config(resume, state, model.config)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -186,41 +216,116 @@ def train(
     return TrainResult(model, history, checkpoint, time.perf_counter() - began)
 
 
+def check_train_config(path: str | Path, state: dict, cfg: TrainConfig) -> None:
+    """Raise ``CheckpointError`` naming the settings in which the checkpoint ``state`` (from
+    ``path``) differs from ``cfg``: only a run with the same settings can be continued exactly."""
+    saved, wanted = state.get("train_config") or {}, dataclasses.asdict(cfg)
+    differ = [
+        f"{k} {saved.get(k)!r} in the checkpoint, {wanted[k]!r} here"
+        for k in wanted
+        if saved.get(k) != wanted[k]
+    ]
+    if differ:
+        raise CheckpointError(f"{path} was made with other training settings: {'; '.join(differ)}")
+
+
+# The command line's check of each TrainConfig field (argparse ``type=``), and its help.
+FIELD_ARGUMENTS: dict[str, tuple[Callable[[str], object], str]] = {
+    "steps": (cli.integer_at_least(1), "optimisation steps"),
+    "batch_size": (cli.integer_at_least(1), "images per step, over all processes"),
+    "optimizer": (str, "adamw or sgd"),
+    "lr": (cli.positive_number, "base learning rate"),
+    "weight_decay": (cli.number_in(0, 1), "weight decay of the weights (not biases, norms)"),
+    "momentum": (cli.number_in(0, 0.999), "SGD momentum"),
+    "warmup_steps": (cli.integer_at_least(0), "linear warm-up steps from lr / 1000"),
+    "schedule": (str, "cosine, step (÷10 at 2/3 and 8/9) or constant"),
+    "grad_clip": (cli.positive_number_or_none, "max global gradient norm, or 'none'"),
+    "hflip_prob": (cli.number_in(0, 1), "probability of a horizontal flip"),
+    "seed": (cli.integer_at_least(0), "seed of the weights, batches and flips"),
+    "checkpoint_every": (cli.integer_at_least(0), "save every this many steps (0: at the end)"),
+}
+CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The command line; every argument is checked by argparse before any work starts."""
     parser = argparse.ArgumentParser(
         prog="python -m retina_edu.train",
         description="Train RetinaNet on a COCO-format data set (by default the generated synthetic one).",
     )
     parser.add_argument("--preset", choices=["cpu", "paper", "torchvision"], default="cpu")
-    parser.add_argument("--ann-file", type=Path, help="COCO json (default: the synthetic train split)")
-    parser.add_argument("--image-dir", type=Path, help="folder of the images the json names")
-    parser.add_argument("--out", type=Path, default=Path("runs/cpu"), help="where last.pt is written")
-    parser.add_argument("--resume", type=Path, help="continue exactly from this checkpoint")
-    parser.add_argument("--time-limit", type=float, help="stop after this many seconds of training")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--ann-file", type=cli.existing_file, help="COCO json (default: the synthetic train split)"
+    )
+    parser.add_argument(
+        "--image-dir",
+        type=cli.existing_folder,
+        help="folder of the images the json names (default: its folder)",
+    )
+    parser.add_argument(
+        "--out", type=cli.writable_folder, default="runs/cpu", help="where last.pt is written"
+    )
+    parser.add_argument("--resume", type=cli.existing_file, help="continue exactly from this checkpoint")
+    parser.add_argument(
+        "--time-limit", type=cli.positive_number, help="stop after this many seconds of training"
+    )
+    parser.add_argument("--device", type=cli.device, default="cuda" if torch.cuda.is_available() else "cpu")
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
-        value = getattr(defaults, field.name)
-        kind = float if field.name in ("grad_clip",) else type(value)
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=value)
+        kind, help_text = FIELD_ARGUMENTS[field.name]
+        default = getattr(defaults, field.name)
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}",
+            type=kind,
+            default=default,
+            choices=CHOICES.get(field.name),
+            help=f"{help_text} (default: {'none' if default is None else default})",
+        )
     return parser
 
 
-def main(argv: list[str] | None = None) -> TrainResult:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None) -> TrainResult | None:
+    """Command line: check the arguments, then the files they name, then train.
+
+    Bad arguments and bad files end with one line on stderr and exit status 2 before any work;
+    resuming a run that already did all its steps says so and returns ``None``.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    if "LOCAL_RANK" in os.environ:  # started by torchrun
-        dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
-        if args.device == "cuda":
-            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    state = None
+    if args.resume is not None:
+        try:
+            state = load_checkpoint(args.resume)
+            check_train_config(args.resume, state, cfg)
+        except CheckpointError as error:
+            cli.fail(parser, str(error))
+        if state["step"] >= cfg.steps:
+            print(f"{args.resume} is already finished: it did all {cfg.steps} steps, nothing to do")
+            return None
     if args.ann_file is None:
         paths = ensure_synthetic_dataset()
         args.ann_file, args.image_dir = paths["train"], paths["root"] / "train"
-    dataset = CocoDetection(args.ann_file, args.image_dir or args.ann_file.parent)
+    try:
+        dataset = CocoDetection(args.ann_file, args.image_dir or args.ann_file.parent)
+        dataset.check_files()
+        config = getattr(RetinaNetConfig, args.preset)(num_classes=dataset.num_classes)
+        if state is not None:
+            check_config(args.resume, state, config)
+            check_labels(args.resume, state, dataset.label_to_category_id, dataset.class_names, args.ann_file)
+    except (CocoFormatError, CheckpointError, FileNotFoundError, ImageFileError) as error:
+        cli.fail(parser, str(error))
+    del state  # train() reads the checkpoint again; do not hold two copies of its tensors
+    if "LOCAL_RANK" in os.environ:  # started by torchrun
+        dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
+        if args.device.startswith("cuda"):
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     torch.manual_seed(cfg.seed)
-    config = getattr(RetinaNetConfig, args.preset)(num_classes=dataset.num_classes)
     model = RetinaNet(config).to(args.device)
-    result = train(model, dataset, cfg, args.out, args.resume, args.time_limit)
+    try:
+        result = train(model, dataset, cfg, args.out, args.resume, args.time_limit)
+    except (CocoFormatError, ImageFileError) as error:  # an image that cannot be decoded
+        cli.fail(parser, str(error))
     if dist.is_initialized():
         dist.destroy_process_group()
     if result.checkpoint is not None:  # the process that saved (rank 0 under torchrun)

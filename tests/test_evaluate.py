@@ -7,8 +7,6 @@ import copy
 import io
 import json
 import math
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +16,10 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from torch import nn
 
+from retina_edu.data.coco import CocoFormatError
 from retina_edu.evaluate import (
     STAT_NAMES,
+    batches_of_one_size,
     coco_evaluate,
     detections_to_coco_results,
     evaluate_model,
@@ -368,16 +368,25 @@ def test_evaluate_model_on_ground_truth_gives_ap_1(tmp_path):
 
 def test_command_line_end_to_end(tmp_path, gt_three, monkeypatch, capsys):
     Image = pytest.importorskip("PIL.Image")
+    import retina_edu.checkpoint as checkpoint
+    from retina_edu.config import RetinaNetConfig
+
     gt_path, per_image = gt_three
     image_dir = tmp_path / "images"
     image_dir.mkdir()
     for image_id in per_image:  # 200x200 images whose pixels hold their id, as gt_three says
         Image.new("RGB", (200, 200), (image_id,) * 3).save(image_dir / f"{image_id}.png")
-    checkpoint = types.ModuleType("retina_edu.checkpoint")  # stands in for the lead's loader
-    checkpoint.load_model = lambda path, map_location="cpu": (GroundTruthModel(per_image), {})
-    monkeypatch.setitem(sys.modules, "retina_edu.checkpoint", checkpoint)
+    state = {  # what a checkpoint trained on these three categories holds, less the weights
+        "config": checkpoint.config_to_dict(RetinaNetConfig.cpu(num_classes=3)),
+        "label_to_category_id": LABEL_TO_CAT,
+        "class_names": [CATS[c] for c in LABEL_TO_CAT],
+    }
+    model_file = tmp_path / "model.pt"
+    model_file.touch()  # exists, as the command line checks; the loader below stands in for it
+    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda path, map_location="cpu": state)
+    monkeypatch.setattr(checkpoint, "model_from_checkpoint", lambda path, s: GroundTruthModel(per_image))
     out_path = tmp_path / "results.json"
-    argv = ["--checkpoint", "x.pt", "--ann-file", str(gt_path), "--image-dir", str(image_dir)]
+    argv = ["--checkpoint", str(model_file), "--ann-file", str(gt_path), "--image-dir", str(image_dir)]
     result = main([*argv, "--batch-size", "1", "--results-out", str(out_path)])
     assert result.stats["AP"] == pytest.approx(1.0)
     out = capsys.readouterr().out
@@ -400,3 +409,85 @@ def test_command_line_help(capsys):
         "--device",
     ):
         assert flag in out
+
+
+# ---------------------------------------------------------------- ground truth checked up front
+
+
+def test_duplicate_annotation_ids_are_refused(tmp_path):
+    # pycocotools would keep one of the two and score the file's own boxes far below AP 1
+    anns = [ann(1, 1, 1, [0, 0, 50, 50]), ann(1, 1, 1, [100, 100, 50, 50])]
+    gt_path = write_gt(tmp_path / "gt.json", [1], anns, {1: "thing"})
+    with pytest.raises(CocoFormatError, match=r"gt\.json: annotations\[1\] \(id 1\) repeats the id"):
+        coco_evaluate(gt_path, [], verbose=False)
+
+
+def test_a_file_without_area_and_iscrowd_scores_as_the_full_file(tmp_path, gt_three):
+    full_path, per_image = gt_three
+    full = json.loads(full_path.read_text())
+    for a in full["annotations"]:
+        del a["area"], a["iscrowd"]
+    bare_path = tmp_path / "bare.json"
+    bare_path.write_text(json.dumps(full))
+    results = detections_to_coco_results(gt_as_detections(per_image, shift=0.3), [10, 20], LABEL_TO_CAT)
+    bare = coco_evaluate(bare_path, results, verbose=False).stats
+    np.testing.assert_allclose(stats_array(bare), pycocotools_stats(full_path, results))
+    assert 0 < bare["AP"] < 1  # shifted by 0.3 w: some IoU thresholds pass, some do not
+
+
+def test_a_box_with_no_area_is_ignored_not_counted_as_a_miss(tmp_path):
+    anns = [ann(1, 1, 1, [10, 10, 50, 50]), ann(2, 1, 1, [80, 80, 0, 30])]  # the second: zero width
+    gt_path = write_gt(tmp_path / "gt.json", [1], anns, {1: "thing"})
+    results = detections_to_coco_results([det([[10, 10, 60, 60]], [0.9], [0])], [1], [1])
+    stats = coco_evaluate(gt_path, results, verbose=False).stats
+    assert stats["AP"] == pytest.approx(1.0) and stats["AR100"] == pytest.approx(1.0)
+    # pycocotools on the raw file counts it as an object nothing can find: recall 1/2
+    assert pycocotools_stats(gt_path, results)[8] == pytest.approx(0.5)
+
+
+def test_batches_of_one_size_by_hand():
+    sizes = [(4, 6), (6, 4), (4, 6), (4, 6), (6, 4), (5, 5)]
+    assert batches_of_one_size(sizes, 2) == [[0, 2], [3], [1, 4], [5]]
+    assert batches_of_one_size([(8, 8)] * 5, 2) == [[0, 1], [2, 3], [4]]  # one size: plain slices
+
+
+def test_detections_do_not_depend_on_the_batch_size(tmp_path):
+    """GroupNorm heads see the padding of a batch of mixed sizes; evaluation never pads."""
+    from PIL import Image
+
+    from retina_edu import RetinaNet, RetinaNetConfig
+    from retina_edu.data.coco import CocoDetection
+
+    sizes = [(40, 64), (64, 40), (48, 80), (40, 64), (80, 48), (64, 40), (40, 64)]  # (h, w)
+    rng = np.random.default_rng(0)
+    images, anns = [], []
+    for i, (h, w) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        images.append({"id": i + 1, "file_name": f"{i}.png", "width": w, "height": h})
+        anns.append(ann(i + 1, i + 1, 1, [5, 5, 20, 15]))
+    gt_path = tmp_path / "gt.json"
+    gt_path.write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "a"}]})
+    )
+    dataset = CocoDetection(gt_path, tmp_path)
+    config = RetinaNetConfig.cpu(num_classes=1).replace(
+        small_trunk_channels=(8, 16, 32, 64), fpn_channels=64, min_size=64, max_size=96, prior_prob=0.2
+    )  # prior 0.2: an untrained model with many detections above the 0.05 threshold
+    assert config.head_norm == "group"
+    torch.manual_seed(0)
+    model = RetinaNet(config).eval()
+    one = evaluate_model(model, dataset, batch_size=1, progress=False, verbose=False).results
+    five = evaluate_model(model, dataset, batch_size=5, progress=False, verbose=False).results
+    assert len(one) == len(five) == 100 * len(sizes)  # detections_per_img for every image
+    assert [r["image_id"] for r in one] == sorted(r["image_id"] for r in one)  # in the file's order
+    for image_id in range(1, len(sizes) + 1):
+        a, b = ([r for r in results if r["image_id"] == image_id] for results in (one, five))
+        # equal up to float rounding (convolutions may sum in another order for another batch)
+        np.testing.assert_allclose([r["score"] for r in a], [r["score"] for r in b], atol=1e-4)
+        np.testing.assert_allclose([r["bbox"] for r in a], [r["bbox"] for r in b], atol=0.05)
+    # control: the first five images padded into one batch give scores 0.01-0.02 away
+    with torch.inference_mode():
+        together = model([dataset[i][0] for i in range(5)])
+        alone = [model([dataset[i][0]])[0] for i in range(5)]
+    gaps = [(a["scores"] - t["scores"]).abs().max().item() for a, t in zip(alone, together, strict=True)]
+    assert max(gaps) > 1e-3
