@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from retina_edu.exercises import ch00, ch01, ch02, ch03
+from retina_edu.exercises import Verdict, ch00, ch01, ch02, ch03, judge
 
 from .conftest import load_solution, stub
 
@@ -39,13 +39,6 @@ def _wrong_level_of(index, grid_sizes, anchors_per_position=9):
     return 7
 
 
-def _wrong_match(iou):
-    best_iou, matches = iou.max(dim=0)
-    matches[best_iou <= 0.5] = -2  # boundary on the wrong side
-    matches[best_iou < 0.4] = -1
-    return matches
-
-
 def _wrong_encode(box, anchor):
     # offsets of the top-left corners instead of the centres
     wa, ha = anchor[2] - anchor[0], anchor[3] - anchor[1]
@@ -71,7 +64,6 @@ CASES = {
         (ch02.check_level_of, "level_of", None, _wrong_level_of),
     ],
     "ch03": [
-        (ch03.check_match_without_low_quality, "match_without_low_quality", None, _wrong_match),
         (ch03.check_encode, "encode", None, _wrong_encode),
         (ch03.check_max_width_growth, "max_width_growth", 62.5, math.exp(10)),
     ],
@@ -102,3 +94,76 @@ def test_unanswered_is_not_answered(chapter, check, name, expected, wrong, capsy
     if callable(wrong):  # a function exercise: the notebook's stub raises NotImplementedError
         assert check(stub) is False
         assert "not answered yet" in capsys.readouterr().out
+
+
+# -- the core exercises: the learner writes the piece itself; the check returns a Verdict --------
+
+
+def _anchors_centred_on_cells(grid_size, stride, sizes, aspect_ratios):
+    # a plausible mistake: centres at ((j + ½)·stride, (i + ½)·stride) instead of the cell's corner
+    anchors = load_solution("ch02").level_anchors(grid_size, stride, sizes, aspect_ratios)
+    return anchors + torch.tensor([stride[1], stride[0], stride[1], stride[0]]) / 2
+
+
+def _anchors_size_major(grid_size, stride, sizes, aspect_ratios):
+    # a plausible mistake: for each size, every ratio (torchvision's order is ratio-major)
+    anchors = load_solution("ch02").level_anchors(grid_size, stride, sizes, aspect_ratios)
+    positions = grid_size[0] * grid_size[1]
+    return anchors.view(positions, len(aspect_ratios), len(sizes), 4).transpose(1, 2).reshape(-1, 4)
+
+
+def _matcher_without_low_quality(iou, fg_thresh=0.5, bg_thresh=0.4):
+    best_iou, matches = iou.max(dim=0)
+    matches[best_iou < fg_thresh] = -2
+    matches[best_iou < bg_thresh] = -1
+    return matches
+
+
+def _matcher_one_best_anchor(iou, fg_thresh=0.5, bg_thresh=0.4):
+    # a plausible mistake: argmax keeps one best anchor per object, dropping the ties
+    matches = _matcher_without_low_quality(iou, fg_thresh, bg_thresh)
+    best = iou.argmax(dim=1)  # (G,)
+    matches[best] = iou.max(dim=0).indices[best]
+    return matches
+
+
+CORE = [
+    # (check, chapter, function name, wrong answers, a word the hint must carry)
+    (
+        ch02.check_level_anchors,
+        "ch02",
+        "level_anchors",
+        [_anchors_centred_on_cells, _anchors_size_major],
+        "row",
+    ),
+    (
+        ch03.check_matcher,
+        "ch03",
+        "matcher",
+        [_matcher_without_low_quality, _matcher_one_best_anchor],
+        "anchor",
+    ),
+]
+
+
+@pytest.mark.parametrize("check,chapter,name,wrong,word", CORE, ids=[c[2] for c in CORE])
+def test_core_exercise(check, chapter, name, wrong, word, capsys):
+    right = check(getattr(load_solution(chapter), name))
+    assert isinstance(right, Verdict) and right and repr(right) == f"{name}: correct"
+    for answer in wrong:
+        result = check(answer)
+        assert not result and repr(result).startswith(f"{name}: not yet:") and "Hint:" in repr(result)
+        assert word in repr(result)
+    for unanswered in (None, stub):
+        assert repr(check(unanswered)) == f"{name}: not answered yet: fill in the cell above and run it"
+    assert capsys.readouterr().out == ""  # the verdict is returned, not printed
+
+
+def test_a_fault_of_the_checker_is_not_blamed_on_the_learner():
+    def broken_reference():
+        raise RuntimeError("reference went wrong")
+
+    result = judge("x", 1, broken_reference, lambda a: a, lambda got, want: None, "a hint")
+    assert not result and "checker itself failed" in repr(result) and "not of your answer" in repr(result)
+    learner_error = judge("x", 1, lambda: 1, lambda a: 1 / 0, lambda got, want: None, "a hint")
+    assert repr(learner_error).startswith("x: not yet: your code raised ZeroDivisionError")

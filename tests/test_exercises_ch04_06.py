@@ -85,3 +85,31 @@ def test_unanswered_is_not_answered(check, solution, wrong, capsys):
         assert check(stub) is False
     out = capsys.readouterr().out
     assert "not answered yet" in out and "correct" not in out
+
+
+def _focal_loss_from_p(logits, targets, alpha=0.25, gamma=2.0):
+    # the textbook formula: infinite loss and NaN gradients once sigmoid rounds to 0 or 1
+    p = torch.sigmoid(logits)
+    p_t = torch.where(targets == 1, p, 1 - p)
+    alpha_t = 1.0 if alpha is None else torch.where(targets == 1, alpha, 1 - alpha)
+    return -alpha_t * (1 - p_t) ** gamma * torch.log(p_t)
+
+
+def _focal_loss_alpha_swapped(logits, targets, alpha=0.25, gamma=2.0):
+    flipped = None if alpha is None else 1 - alpha  # α on the negatives instead of the positives
+    return s06.focal_loss_from_logits(logits, targets, flipped, gamma)
+
+
+def test_core_focal_loss_from_logits(capsys):
+    check = ch06.check_focal_loss_from_logits
+    right = check(s06.focal_loss_from_logits)
+    assert right and repr(right) == "focal_loss_from_logits: correct"
+    for wrong, says in (
+        (_focal_loss_from_p, "inf or NaN"),
+        (_focal_loss_alpha_swapped, "largest difference"),
+    ):
+        result = check(wrong)
+        assert not result and "not yet" in repr(result) and says in repr(result) and "Hint:" in repr(result)
+    for unanswered in (None, stub):
+        assert "not answered yet" in repr(check(unanswered))
+    assert capsys.readouterr().out == ""

@@ -160,3 +160,54 @@ def test_train_step_reference_changes_the_weights():
         )
     assert math.isfinite(loss)
     assert any(not torch.equal(p, q) for p, q in zip(before, model.parameters(), strict=True))
+
+
+def _loss_summed_over_images(class_logits, box_deltas, anchors, targets, alpha=0.25, gamma=2.0):
+    # a plausible mistake: the images' losses summed, not averaged
+    losses = load_solution("ch07").retinanet_loss_batch(
+        class_logits, box_deltas, anchors, targets, alpha, gamma
+    )
+    return {k: v * len(targets) for k, v in losses.items()}
+
+
+def _loss_ignoring_nothing(class_logits, box_deltas, anchors, targets, alpha=0.25, gamma=2.0):
+    # a plausible mistake: the ignored anchors are trained as background
+    solution = load_solution("ch07")
+    original, solution.IGNORED = solution.IGNORED, 99  # no anchor is IGNORED any more
+    try:
+        return solution.retinanet_loss_batch(class_logits, box_deltas, anchors, targets, alpha, gamma)
+    finally:
+        solution.IGNORED = original
+
+
+def _nms_by_score_ascending(boxes, scores, iou_thresh):
+    return load_solution("ch08").greedy_nms(boxes, -scores, iou_thresh)
+
+
+def _nms_sorted_indices(boxes, scores, iou_thresh):
+    return load_solution("ch08").greedy_nms(boxes, scores, iou_thresh).sort().values
+
+
+CORE = [
+    (ch07.check_retinanet_loss_batch, "ch07", "retinanet_loss_batch",
+     [_loss_summed_over_images, _loss_ignoring_nothing]),
+    (ch08.check_greedy_nms, "ch08", "greedy_nms", [_nms_by_score_ascending, _nms_sorted_indices]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("check,chapter,name,wrong", CORE, ids=[c[2] for c in CORE])
+def test_core_exercise(check, chapter, name, wrong, capsys):
+    right = check(getattr(load_solution(chapter), name))
+    assert right and repr(right) == f"{name}: correct"
+    for answer in wrong:
+        result = check(answer)
+        assert not result and repr(result).startswith(f"{name}: not yet:") and "Hint:" in repr(result)
+    for unanswered in (None, stub):
+        assert repr(check(unanswered)) == f"{name}: not answered yet: fill in the cell above and run it"
+    assert capsys.readouterr().out == ""
+
+
+def test_the_loss_check_leaves_the_global_rng_alone():
+    before = torch.random.get_rng_state()
+    ch07.check_retinanet_loss_batch(load_solution("ch07").retinanet_loss_batch)
+    assert torch.equal(torch.random.get_rng_state(), before)

@@ -6,11 +6,15 @@ from retina_edu.matching import BACKGROUND, IGNORED
 
 
 # Exercise 1
-def match_without_low_quality(iou):
-    """iou (G, A) → (A,): object index where the best IoU >= 0.5, IGNORED in [0.4, 0.5), else BACKGROUND."""
-    best_iou, matches = iou.max(dim=0)  # (A,) each anchor's best object
-    matches[best_iou < 0.5] = IGNORED
-    matches[best_iou < 0.4] = BACKGROUND
+def matcher(iou, fg_thresh=0.5, bg_thresh=0.4):
+    """iou (G, A) → (A,): object index where the best IoU >= fg_thresh, IGNORED in
+    [bg_thresh, fg_thresh), else BACKGROUND; then each object's best anchors (ties too) are kept."""
+    best_iou, best_object = iou.max(dim=0)  # (A,) each anchor's best object
+    matches = best_object.clone()
+    matches[best_iou < fg_thresh] = IGNORED
+    matches[best_iou < bg_thresh] = BACKGROUND
+    is_best = (iou == iou.max(dim=1, keepdim=True).values).any(dim=0)  # (A,) best anchor of some object
+    matches[is_best] = best_object[is_best]
     return matches
 
 

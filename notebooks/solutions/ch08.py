@@ -2,7 +2,23 @@
 
 import math
 
+import torch
+
+from retina_edu.boxes import box_iou
 from retina_edu.postprocess import nms
+
+
+# Exercise 0: the core
+def greedy_nms(boxes, scores, iou_thresh):
+    """Kept indices (M,) int64, highest score first: keep the best box left, drop its overlaps, repeat."""
+    order = scores.argsort(descending=True, stable=True)  # (N,) candidates left, best first
+    keep = []
+    while len(order) > 0:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        overlap = box_iou(boxes[best][None], boxes[rest])[0]  # (len(rest),)
+        order = rest[overlap <= iou_thresh]
+    return torch.tensor(keep, dtype=torch.int64)
 
 
 # Exercise 1

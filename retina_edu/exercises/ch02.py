@@ -1,13 +1,24 @@
-"""Checks for the exercises of ``02_anchors``: anchor counts, anchor shapes, the anchor order."""
+"""Checks for the exercises of ``02_anchors``: the anchors of one level, anchor counts, anchor
+shapes, the anchor order."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 
-from retina_edu.anchors import anchors_for_image, pyramid_grid_sizes
+import torch
+
+from retina_edu.anchors import anchors_for_grid, anchors_for_image, cell_anchors, pyramid_grid_sizes
 from retina_edu.config import RetinaNetConfig
-from retina_edu.exercises import verdict
+from retina_edu.exercises import Verdict, judge, tensor_problem, verdict
+
+# (grid (H, W), stride (stride_y, stride_x), sizes, aspect ratios h / w)
+LEVEL_CASES = [
+    ((2, 3), (8, 8), [16.0], [0.5, 1.0, 2.0]),  # the notebook's small example
+    ((16, 16), (8, 8), RetinaNetConfig.cpu().anchor_sizes[0], [0.5, 1.0, 2.0]),  # the CPU preset's P3
+    ((13, 21), (61, 64), RetinaNetConfig.paper().anchor_sizes[3], [0.5, 1.0, 2.0]),  # P6 at 800 x 1344
+    ((3, 2), (32, 16), [40.0, 50.4], [0.25, 1.0, 4.0]),  # unequal strides, other ratios
+]
 
 
 def check_num_anchors_1024(answer: int | None) -> bool:
@@ -32,8 +43,10 @@ def check_anchor_wh(anchor_wh: Callable | None) -> bool:
     def is_right(fn: Callable) -> bool:
         for size, ratio in cases:
             w, h = fn(size, ratio)
-            if not (math.isclose(float(w), size / math.sqrt(ratio), rel_tol=1e-6)
-                    and math.isclose(float(h), size * math.sqrt(ratio), rel_tol=1e-6)):  # fmt: skip
+            if not (
+                math.isclose(float(w), size / math.sqrt(ratio), rel_tol=1e-6)
+                and math.isclose(float(h), size * math.sqrt(ratio), rel_tol=1e-6)
+            ):
                 return False
         return True
 
@@ -64,4 +77,47 @@ def check_level_of(level_of: Callable | None) -> bool:
         level_of,
         is_right,
         "level P3 holds the first H3·W3·9 anchors, P4 the next H4·W4·9, …; walk the levels, subtracting",
+    )
+
+
+def check_level_anchors(level_anchors: Callable | None) -> Verdict:
+    """The core: ``level_anchors(grid_size, stride, sizes, aspect_ratios) -> (H·W·A, 4)`` xyxy, the
+    anchors of one pyramid level, equal to ``anchors_for_grid(cell_anchors(sizes, ratios), ...)``."""
+
+    def reference():
+        return [
+            anchors_for_grid(cell_anchors(sizes, ratios), grid, stride)
+            for grid, stride, sizes, ratios in LEVEL_CASES
+        ]
+
+    def attempt(fn):
+        return [fn(grid, stride, list(sizes), list(ratios)) for grid, stride, sizes, ratios in LEVEL_CASES]
+
+    def compare(results, expected):
+        for (grid, stride, sizes, ratios), got, want in zip(LEVEL_CASES, results, expected, strict=True):
+            case = f"grid {grid}, stride {stride}, {len(sizes)} sizes x {len(ratios)} ratios"
+            problem = tensor_problem(got, want, f"for {case}, the anchors", atol=1e-4)
+            if problem is None:
+                continue
+            if isinstance(got, torch.Tensor) and got.shape == want.shape:
+                row = int((got.float() - want).abs().amax(dim=1).argmax())
+                a = len(sizes) * len(ratios)
+                position, anchor = divmod(row, a)
+                problem = (
+                    f"for {case}, row {row} (position (row {position // grid[1]}, column "
+                    f"{position % grid[1]}), anchor {anchor}) is {[round(v, 2) for v in got[row].tolist()]}, "
+                    f"expected {want[row].tolist()}"
+                )
+            return problem
+        return None
+
+    return judge(
+        "level_anchors",
+        level_anchors,
+        reference,
+        attempt,
+        compare,
+        "cell anchors: for each ratio, for each size, w = s/√r, h = s·√r, xyxy (-w/2, -h/2, w/2, h/2) "
+        "rounded; then position (i, j) adds (j·stride_x, i·stride_y, j·stride_x, i·stride_y); order "
+        "row → column → anchor",
     )

@@ -1,5 +1,5 @@
-"""Checks for the exercises of ``03_matching_and_encoding``: matching without low-quality matches,
-encoding one box, and the clamp of decoding."""
+"""Checks for the exercises of ``03_matching_and_encoding``: the matcher, encoding one box, and the
+clamp of decoding."""
 
 from __future__ import annotations
 
@@ -8,31 +8,68 @@ from collections.abc import Callable
 
 import torch
 
-from retina_edu.boxes import BBOX_XFORM_CLIP, BoxCoder
-from retina_edu.exercises import verdict
+from retina_edu.anchors import anchors_for_image, pyramid_grid_sizes
+from retina_edu.boxes import BBOX_XFORM_CLIP, BoxCoder, box_iou
+from retina_edu.config import RetinaNetConfig
+from retina_edu.exercises import Verdict, judge, tensor_problem, verdict
 from retina_edu.matching import match_anchors
 
 
-def check_match_without_low_quality(match_without_low_quality: Callable | None) -> bool:
-    """Exercise 1: ``match_without_low_quality(iou (G, A)) -> (A,)`` int64, thresholds 0.5 / 0.4."""
+def _matching_cases() -> list[tuple[torch.Tensor, float, float]]:
+    """IoU matrices ``(G, A)`` with thresholds: real boxes against the CPU preset's 3,069 anchors
+    (ties between anchors included), one object no anchor covers well, and values on the thresholds."""
+    config = RetinaNetConfig.cpu()
+    anchors = anchors_for_image(
+        (128, 128), pyramid_grid_sizes((128, 128)), config.anchor_sizes, config.aspect_ratios
+    )
     gen = torch.Generator().manual_seed(0)
-    cases = [torch.rand(g, a, generator=gen) * 0.8 for g, a in ((1, 5), (3, 50), (8, 3069))]
-    cases.append(torch.tensor([[0.1, 0.4, 0.5, 0.45], [0.39, 0.0, 0.3, 0.6]]))  # values on the thresholds
+    xy = torch.rand(6, 2, generator=gen) * 90
+    boxes = torch.cat([xy, xy + 8 + torch.rand(6, 2, generator=gen) * 60], dim=1)  # (6, 4) xyxy
+    boxes = torch.cat([boxes, torch.tensor([[50.0, 50.0, 57.0, 56.0]])])  # best IoU below 0.4
+    on_thresholds = torch.tensor([[0.1, 0.4, 0.5, 0.45, 0.2], [0.39, 0.0, 0.3, 0.6, 0.35]])
+    return [
+        (box_iou(boxes, anchors), 0.5, 0.4),
+        (box_iou(boxes[:2], anchors), 0.6, 0.3),
+        (on_thresholds, 0.5, 0.4),
+        (on_thresholds, 0.6, 0.5),
+    ]
 
-    def is_right(fn: Callable) -> bool:
-        for iou in cases:
-            out = fn(iou.clone())
-            expected = match_anchors(iou, allow_low_quality_matches=False)
-            if tuple(out.shape) != tuple(expected.shape) or not torch.equal(out.long(), expected):
-                return False
-        return True
 
-    return verdict(
-        "match_without_low_quality",
-        match_without_low_quality,
-        is_right,
-        "take each anchor's best object (max over dim 0); IoU >= 0.5 keeps it, < 0.4 is BACKGROUND (-1), "
-        "in between IGNORED (-2)",
+def check_matcher(matcher: Callable | None) -> Verdict:
+    """The core: ``matcher(iou (G, A), fg_thresh, bg_thresh) -> (A,)`` int64 object indices,
+    ``BACKGROUND`` or ``IGNORED``, with every object's best anchors kept: ``match_anchors``."""
+    cases = _matching_cases()
+
+    def reference():
+        return [match_anchors(iou, fg, bg) for iou, fg, bg in cases]
+
+    def attempt(fn):
+        return [fn(iou.clone(), fg, bg) for iou, fg, bg in cases]
+
+    def compare(results, expected):
+        for (iou, fg, bg), got, want in zip(cases, results, expected, strict=True):
+            case = f"a ({iou.shape[0]}, {iou.shape[1]}) IoU matrix with thresholds {fg} / {bg}"
+            problem = tensor_problem(got, want, f"for {case}, the matches")
+            if problem is None:
+                continue
+            if isinstance(got, torch.Tensor) and got.shape == want.shape:
+                a = int((got.long() != want).nonzero()[0])
+                problem = (
+                    f"for {case}, anchor {a} (best IoU {iou[:, a].max().item():.3f}, object "
+                    f"{int(iou[:, a].argmax())}) got {int(got[a])}, expected {int(want[a])}"
+                )
+            return problem
+        return None
+
+    return judge(
+        "matcher",
+        matcher,
+        reference,
+        attempt,
+        compare,
+        "each anchor's best object (max over dim 0): IoU >= fg_thresh keeps it, < bg_thresh is BACKGROUND "
+        "(-1), in between IGNORED (-2); then every anchor that ties for an object's highest IoU gets its own "
+        "best object back, whatever the thresholds said",
     )
 
 

@@ -1,4 +1,5 @@
-"""Checks for the exercises of ``06_focal_loss``: the focal loss against cross-entropy, and its gradient."""
+"""Checks for the exercises of ``06_focal_loss``: the focal loss itself, the focal loss against
+cross-entropy, and its gradient."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from retina_edu.exercises import verdict
+from retina_edu.exercises import Verdict, judge, tensor_problem, verdict
 from retina_edu.losses import sigmoid_focal_loss
 
 
@@ -61,3 +62,59 @@ def check_focal_gradient(focal_gradient: Callable[[Tensor, Tensor, float], Tenso
 
     hint = "p = sigmoid(x); p_t = p for y = 1, 1 - p for y = 0; y± = 2y - 1; then the formula as written"
     return verdict("focal_gradient", focal_gradient, is_right, hint)
+
+
+FOCAL_SETTINGS = [(0.25, 2.0), (None, 2.0), (0.25, 0.0), (0.75, 0.0), (0.5, 0.5), (0.25, 5.0)]  # (α, γ)
+
+
+def _focal_cases() -> list[tuple[str, Tensor, Tensor, float | None, float]]:
+    """(what, logits, targets, α, γ): moderate float64 logits for every setting, then float32 logits
+    of ±50 and ±10⁴, confidently right and confidently wrong, where sigmoid rounds to 0 or 1."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(60, 5, generator=generator, dtype=torch.float64) * 3  # (N, K)
+    targets = (torch.rand(60, 5, generator=generator) < 0.2).double()
+    cases = [(f"alpha={a}, gamma={g}", logits, targets, a, g) for a, g in FOCAL_SETTINGS]
+    extreme = torch.tensor([50.0, -50.0, -50.0, 50.0, 1e4, -1e4, -1e4, 1e4])  # float32
+    extreme_targets = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0])  # right, right, wrong, wrong
+    cases += [
+        (f"float32 logits of ±50 and ±1e4, gamma={g}", extreme, extreme_targets, 0.25, g) for g in (0.5, 2.0)
+    ]
+    return cases
+
+
+def check_focal_loss_from_logits(focal_loss_from_logits: Callable | None) -> Verdict:
+    """The core: ``focal_loss_from_logits(logits, targets, alpha=0.25, gamma=2.0)``, element-wise from logits
+    (``alpha=None``: no α), equal to ``sigmoid_focal_loss`` in value and gradient, also where
+    sigmoid rounds to 0 or 1."""
+    cases = _focal_cases()
+
+    def value_and_grad(fn, x, y, a, g):
+        x = x.clone().requires_grad_()
+        value = fn(x, y.clone(), a, g)
+        (grad,) = torch.autograd.grad(value.sum(), x)
+        return value.detach(), grad
+
+    def reference():
+        return [value_and_grad(sigmoid_focal_loss, x, y, a, g) for _, x, y, a, g in cases]
+
+    def attempt(fn):
+        return [value_and_grad(fn, x, y, a, g) for _, x, y, a, g in cases]
+
+    def compare(results, expected):
+        for (what, *_), (value, grad), (want_value, want_grad) in zip(cases, results, expected, strict=True):
+            problem = tensor_problem(
+                value, want_value, f"with {what}, the loss", rtol=1e-4
+            ) or tensor_problem(grad, want_grad, f"with {what}, the gradient", rtol=1e-4)
+            if problem is not None:
+                return problem
+        return None
+
+    return judge(
+        "focal_loss_from_logits",
+        focal_loss_from_logits,
+        reference,
+        attempt,
+        compare,
+        "z = (1 - 2y)·x is positive when wrong; -log(p_t) = softplus(z) and (1 - p_t)^γ = "
+        "exp(γ·logsigmoid(z)); multiply by α for y = 1 and 1 - α for y = 0 unless alpha is None",
+    )

@@ -1,5 +1,5 @@
-"""Checks for the exercises of ``07_training``: epochs of the CPU preset, the paper's learning-rate
-schedule, one training step."""
+"""Checks for the exercises of ``07_training``: the RetinaNet loss of a batch, epochs of the CPU
+preset, the paper's learning-rate schedule, one training step."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import math
 from collections.abc import Callable, Iterator
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from retina_edu.anchors import anchors_for_image, pyramid_grid_sizes
 from retina_edu.config import RetinaNetConfig
 from retina_edu.data import ensure_synthetic_dataset
-from retina_edu.exercises import verdict
+from retina_edu.exercises import Verdict, judge, tensor_problem, verdict
 from retina_edu.model import RetinaNet
 from retina_edu.train import TrainConfig, lr_factor
 
@@ -132,4 +133,71 @@ def _same_as_reference(fn: Callable) -> bool:
     return all(
         torch.allclose(p, q, rtol=1e-5, atol=1e-7)
         for p, q in zip(ours.parameters(), theirs.parameters(), strict=True)
+    )
+
+
+# (α, γ) of the loss: the paper's focal loss, and α-balanced cross-entropy (Table 1a's best α)
+LOSS_SETTINGS = [(0.25, 2.0), (0.75, 0.0)]
+
+
+def _loss_case() -> tuple[Tensor, Tensor, Tensor, list[dict]]:
+    """Random outputs of TINY's 64-pixel anchors for 3 images: one object, three objects (one so small
+    that only the low-quality rule matches it), and no object at all."""
+    anchors = anchors_for_image((64, 64), pyramid_grid_sizes((64, 64)), TINY.anchor_sizes, TINY.aspect_ratios)
+    gen = torch.Generator().manual_seed(0)
+    class_logits = torch.randn(3, len(anchors), TINY.num_classes, generator=gen) * 2 - 3  # (B, N, K)
+    box_deltas = torch.randn(3, len(anchors), 4, generator=gen) * 0.2  # (B, N, 4)
+    targets = [
+        {"boxes": torch.tensor([[4.0, 6.0, 30.0, 40.0]]), "labels": torch.tensor([1])},
+        {
+            "boxes": torch.tensor(
+                [[10.0, 10.0, 50.0, 30.0], [30.0, 35.0, 60.0, 62.0], [40.0, 2.0, 45.0, 6.0]]
+            ),
+            "labels": torch.tensor([0, 2, 2]),
+        },
+        {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)},
+    ]
+    return class_logits, box_deltas, anchors, targets
+
+
+def check_retinanet_loss_batch(retinanet_loss_batch: Callable | None) -> Verdict:
+    """The core: ``retinanet_loss_batch(class_logits (B, N, K), box_deltas (B, N, 4), anchors (N, 4),
+    targets, alpha, gamma) -> {"classification": (), "box_regression": ()}``, equal to
+    ``RetinaNet.loss`` (matching, ignored anchors, smooth L1 with β = 0.1, ÷ foreground anchors)."""
+    class_logits, box_deltas, anchors, targets = _loss_case()
+
+    def reference():
+        with torch.random.fork_rng():  # a new model draws weights: keep the caller's RNG
+            models = [RetinaNet(TINY.replace(focal_alpha=a, focal_gamma=g)) for a, g in LOSS_SETTINGS]
+        return [model.loss(class_logits, box_deltas, anchors, targets) for model in models]
+
+    def attempt(fn):
+        copies = [{k: v.clone() for k, v in t.items()} for t in targets]
+        return [
+            fn(class_logits.clone(), box_deltas.clone(), anchors.clone(), copies, a, g)
+            for a, g in LOSS_SETTINGS
+        ]
+
+    def compare(results, expected):
+        for (a, g), got, want in zip(LOSS_SETTINGS, results, expected, strict=True):
+            for name, value in want.items():
+                if not isinstance(got, dict) or name not in got:
+                    return f"return a dict with the keys {sorted(want)}"
+                problem = tensor_problem(
+                    torch.as_tensor(got[name]), value, f"with alpha={a}, gamma={g}, {name}", rtol=1e-4
+                )
+                if problem is not None:
+                    return problem
+        return None
+
+    return judge(
+        "retinanet_loss_batch",
+        retinanet_loss_batch,
+        reference,
+        attempt,
+        compare,
+        "per image: match_anchors(box_iou(boxes, anchors)); one-hot targets on foreground anchors, "
+        "zeros on background, ignored anchors left out; focal loss summed; smooth L1 (beta 0.1) between "
+        "the deltas and the encoded matched boxes on foreground anchors; both ÷ max(1, foreground "
+        "anchors); mean over images",
     )

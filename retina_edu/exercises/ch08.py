@@ -1,5 +1,5 @@
-"""Checks for the exercises of ``08_inference_and_nms``: class-wise NMS in one call, overlapping
-neighbours, the largest number of candidates that reach NMS."""
+"""Checks for the exercises of ``08_inference_and_nms``: non-maximum suppression, class-wise NMS in
+one call, overlapping neighbours, the largest number of candidates that reach NMS."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torchvision.ops import batched_nms
 
 from retina_edu.anchors import pyramid_grid_sizes
 from retina_edu.config import RetinaNetConfig
-from retina_edu.exercises import verdict
+from retina_edu.exercises import Verdict, judge, tensor_problem, verdict
 from retina_edu.postprocess import nms
 
 
@@ -20,6 +20,51 @@ def _random_case(seed: int, n: int = 200, num_classes: int = 4):
     wh = 4 + torch.rand(n, 2, generator=gen) * 40
     boxes = torch.cat([xy, xy + wh], dim=1)  # (n, 4) xyxy
     return boxes, torch.rand(n, generator=gen), torch.randint(num_classes, (n,), generator=gen)
+
+
+def _nms_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, float]]:
+    """(what, boxes, scores, IoU threshold): random boxes at three thresholds, one box, no box."""
+    cases = []
+    for seed, thresh in ((0, 0.5), (1, 0.3), (2, 0.7)):
+        boxes, scores, _ = _random_case(seed)
+        cases.append((f"200 random boxes at threshold {thresh}", boxes, scores, thresh))
+    boxes, scores, _ = _random_case(3, n=1)
+    cases.append(("a single box", boxes, scores, 0.5))
+    cases.append(("no boxes at all", torch.zeros(0, 4), torch.zeros(0), 0.5))
+    return cases
+
+
+def check_greedy_nms(greedy_nms: Callable | None) -> Verdict:
+    """The core: ``greedy_nms(boxes (N, 4), scores (N,), iou_thresh) -> (M,)`` int64 kept indices,
+    highest score first: ``retina_edu.postprocess.nms`` (and ``torchvision.ops.nms``)."""
+    cases = _nms_cases()
+
+    def reference():
+        return [nms(boxes, scores, thresh) for _, boxes, scores, thresh in cases]
+
+    def attempt(fn):
+        return [fn(boxes.clone(), scores.clone(), thresh) for _, boxes, scores, thresh in cases]
+
+    def compare(results, expected):
+        for (what, *_), got, want in zip(cases, results, expected, strict=True):
+            if isinstance(got, list):
+                got = torch.tensor(got, dtype=torch.int64)
+            if isinstance(got, torch.Tensor) and got.shape != want.shape and got.dim() == 1:
+                return f"with {what}, you kept {len(got)} boxes, expected {len(want)}"
+            problem = tensor_problem(got, want, f"with {what}, the kept indices")
+            if problem is not None:
+                return problem + " (same boxes in another order? highest score first)"
+        return None
+
+    return judge(
+        "greedy_nms",
+        greedy_nms,
+        reference,
+        attempt,
+        compare,
+        "sort by score, best first; keep the best box left, drop every remaining box with IoU > iou_thresh "
+        "with it, repeat; return the kept indices into the original boxes as an int64 tensor",
+    )
 
 
 def check_batched_nms_by_offsets(fn: Callable | None) -> bool:
