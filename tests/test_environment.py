@@ -1,15 +1,21 @@
-"""environment.yml (conda) and pyproject.toml (pip) must describe the same environment."""
+"""The set-up files agree with each other: environment.yml (conda) and pyproject.toml (pip)
+describe the same environment, the Makefile registers the kernel the notebooks store, and the
+package metadata a course needs (licence, citation, supported Pythons) is there."""
 
+import json
 import re
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
 
 
 def pyproject_requirements() -> set[str]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = project["dependencies"] + project["optional-dependencies"]["dev"]
+    reqs = PROJECT["dependencies"] + PROJECT["optional-dependencies"]["dev"]
     return {re.sub(r"\s+", "", r) for r in reqs}
 
 
@@ -29,7 +35,43 @@ def test_torch_pair_is_pinned_exactly():
     assert "torch==2.14.1" in reqs and "torchvision==0.29.1" in reqs
 
 
-def test_same_python():
-    env = (ROOT / "environment.yml").read_text()
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert "python=3.11" in env and project["requires-python"] == ">=3.11,<3.12"
+def test_python_3_11_to_3_13_everywhere():
+    # Colab and Ubuntu 24.04 run 3.12; torch 2.14.1 has wheels for 3.11-3.13.
+    assert PROJECT["requires-python"] == ">=3.11,<3.14"
+    assert "python>=3.11,<3.14" in (ROOT / "environment.yml").read_text()
+    classifiers = {c.rsplit(" :: ", 1)[-1] for c in PROJECT["classifiers"] if "Python :: 3." in c}
+    assert classifiers == {"3.11", "3.12", "3.13"}
+    makefile = (ROOT / "Makefile").read_text()
+    assert "(3, 11) <= sys.version_info[:2] <= (3, 13)" in makefile
+
+
+def test_licence_is_a_pep_639_expression_with_its_file():
+    assert PROJECT["license"] == "MIT"  # a table ({text = ...}) is deprecated by setuptools
+    assert PROJECT["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert (ROOT / "retina_edu" / "py.typed").is_file()
+
+
+def test_citation_names_the_paper():
+    cff = (ROOT / "CITATION.cff").read_text()
+    assert "cff-version: 1.2.0" in cff and "Focal Loss for Dense Object Detection" in cff
+    assert "1708.02002" in cff
+    readme = (ROOT / "README.md").read_text()
+    assert "@inproceedings{lin2017focal," in readme and "1708.02002" in readme
+
+
+def registered_kernel() -> tuple[str, str]:
+    """The kernel name and display name that `make setup` registers."""
+    makefile = (ROOT / "Makefile").read_text()
+    found = re.findall(r'ipykernel install .*--name (\S+) --display-name "([^"]+)"', makefile)
+    assert len(found) == 1, "the Makefile should register exactly one kernel"
+    return found[0]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT / "notebooks")))
+def test_notebook_stores_the_kernel_make_registers(path):
+    # A notebook whose stored display name differs from the registered one is marked modified
+    # (and rewritten by autosave) as soon as JupyterLab opens it.
+    name, display_name = registered_kernel()
+    kernelspec = json.loads(path.read_text())["metadata"]["kernelspec"]
+    assert (kernelspec["name"], kernelspec["display_name"]) == (name, display_name)
