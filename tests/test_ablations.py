@@ -1,63 +1,169 @@
-"""The ablation study's machinery (benchmarks/ablations.py) on a tiny model and data set."""
+"""The ablation study (retina_edu.ablations): its settings, its imbalance count against a hand
+count, its summaries against hand arithmetic, Figure 4's curves, and the smoke run end to end."""
 
-import importlib.util
-import sys
-from pathlib import Path
+import json
 
 import pytest
 import torch
 
-from retina_edu import RetinaNet, RetinaNetConfig
+from retina_edu import RetinaNet, ablations
+from retina_edu.anchors import anchors_for_image
+from retina_edu.boxes import box_iou
 from retina_edu.data import CocoDetection, make_synthetic_coco
+from retina_edu.matching import BACKGROUND, match_anchors
 
-PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "ablations.py"
-spec = importlib.util.spec_from_file_location("ablations", PATH)
-ablations = importlib.util.module_from_spec(spec)
-sys.modules["ablations"] = ablations  # dataclasses look their module up there
-spec.loader.exec_module(ablations)
+BY_NAME = {(s.variant, s.name): s for s in ablations.SETTINGS}
+HIGH = ablations.HIGH
 
 
-def test_settings_cover_the_paper_tables_and_share_identical_runs():
-    groups = {s.group for s in ablations.SETTINGS}
-    assert len(groups) == 4
-    by_name = {s.name: s for s in ablations.SETTINGS}
-    # Table 1b's γ=2, α=.25 row is the default model, which is also Table 1c's 3 scales × 3 ratios
-    assert ablations.same_run(by_name["FL gamma=2.0 alpha=0.25"]) == ablations.same_run(
-        by_name["3 scale(s) x 3 ratio(s)"]
-    )
-    assert ablations.same_run(by_name["FL gamma=0.0 alpha=0.75"]) == ablations.same_run(
-        by_name["CE alpha=0.75"]
-    )
-    # the prior rows train with SGD, so they are different runs from the AdamW ones
-    assert ablations.same_run(by_name["FL pi=0.01"]) != ablations.same_run(by_name["FL gamma=2.0 alpha=0.25"])
-    one_scale = RetinaNetConfig.cpu().replace(**by_name["1 scale(s) x 1 ratio(s)"].changes)
-    assert one_scale.num_anchors_per_location == 1
+def test_settings_cover_the_paper_tables():
+    rows = {g: [s for s in ablations.SETTINGS if s.group == g] for g in ablations.GROUPS}
+    assert [s.changes["focal_alpha"] for s in rows["1a"]] == [0.25, 0.5, 0.75, 0.9, 0.99]
+    pairs = [(s.changes["focal_gamma"], s.changes["focal_alpha"]) for s in rows["1b"]]
+    assert pairs == [(0, 0.75), (0.1, 0.75), (0.2, 0.75), (0.5, 0.5), (1, 0.25), (2, 0.25), (5, 0.25)]
+    anchors_per_position = [
+        ablations.study_config(ablations.VARIANTS[HIGH], **s.changes).num_anchors_per_location
+        for s in rows["1c"]
+    ]
+    assert anchors_per_position == [1, 2, 3, 3, 6, 9, 12]  # scales x ratios
+    # the axis: every variant has FL and the same CE alphas
+    for variant in ablations.VARIANTS:
+        assert (variant, "FL gamma=2.0 alpha=0.25") in BY_NAME
+        assert all((variant, f"CE alpha={a}") in BY_NAME for a in ablations.AXIS_ALPHAS)
+
+
+def test_four_scales_are_quarter_octaves():
+    sizes = ablations.anchors(4, 3)["anchor_sizes"][0]  # P3, base 16
+    assert sizes == pytest.approx((16, 16 * 2**0.25, 16 * 2**0.5, 16 * 2**0.75))
+
+
+def test_run_key_shares_identical_models_and_separates_others():
+    key = ablations.run_key
+    # Table 1a's alpha=.75 is Table 1b's gamma=0 row; 1b's gamma=2 is 1c's 3x3 and the axis's FL point
+    assert key(BY_NAME[HIGH, "CE alpha=0.75"]) == key(BY_NAME[HIGH, "FL gamma=0.0 alpha=0.75"])
+    assert key(BY_NAME[HIGH, "FL gamma=2.0 alpha=0.25"]) == key(BY_NAME[HIGH, "3 scale(s) x 3 ratio(s)"])
+    # the same loss on another variant, and the prior rows (SGD, paper heads), are other runs
+    assert key(BY_NAME["dense", "CE alpha=0.75"]) != key(BY_NAME[HIGH, "CE alpha=0.75"])
+    assert key(BY_NAME[HIGH, "FL pi=0.01"]) != key(BY_NAME[HIGH, "FL gamma=2.0 alpha=0.25"])
+    assert (
+        len({key(s) for s in ablations.SETTINGS}) == 29
+    )  # 3 x 4 axis + 2 + 4 + 5 + 6 new in 1a, prior, 1b, 1c
+
+
+def test_prior_rows_train_as_the_paper():
+    for s in (s for s in ablations.SETTINGS if s.group == "prior"):
+        cfg = ablations.study_config(ablations.VARIANTS[HIGH], **s.changes)
+        assert (cfg.head_convs, cfg.head_norm) == (4, "none")
+        assert s.train_changes == {
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "warmup_steps": 0,
+            "grad_clip": None,
+            "schedule": "step",
+        }
+    assert {BY_NAME[HIGH, f"{loss} bias 0"].changes["prior_prob"] for loss in ("CE", "FL")} == {0.5}
+
+
+def test_plan_is_seed_major_and_runs_each_model_once():
+    todo = ablations.plan(["1a", "1b"], seeds=2, smoke=False)
+    keys = [(ablations.run_key(s), seed) for s, seed in todo]
+    assert len(keys) == len(set(keys)) == 2 * (5 + 6)  # 1b's gamma=0 row is 1a's alpha=.75
+    assert [seed for s, seed in todo[:5]] == [0] * 5  # all of 1a at seed 0 before seed 1
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    ann = make_synthetic_coco(root, "val", num_images=6, seed=1)
-    torch.manual_seed(0)
-    return RetinaNet(RetinaNetConfig.cpu()), CocoDetection(ann, root / "val")
+    ann = make_synthetic_coco(root, "val", num_images=6, seed=1, image_size=192, min_objects=1, max_objects=2)
+    return CocoDetection(ann, root / "val")
+
+
+def test_imbalance_is_the_matchers_count(tiny):
+    config = ablations.study_config(ablations.VARIANTS[HIGH])
+    counts = ablations.measure_imbalance(tiny, config, images=6)
+    # by hand: every anchor of a 192-px image is foreground, background or ignored
+    # 9 anchors x (24^2 + 12^2 + 6^2 + 3^2 + 2^2) positions = 6921 per image
+    assert counts["anchors_per_image"] == 6921
+    assert counts["foreground"] + counts["background"] + counts["ignored"] == 6 * 6921
+    grids = [(24, 24), (12, 12), (6, 6), (3, 3), (2, 2)]  # ceil(192 / stride), strides 8..128
+    anchors = anchors_for_image((192, 192), grids, config.anchor_sizes, config.aspect_ratios)
+    fg = bg = 0
+    for i in range(6):
+        m = match_anchors(box_iou(tiny[i][1]["boxes"], anchors))
+        fg, bg = fg + int((m >= 0).sum()), bg + int((m == BACKGROUND).sum())
+    assert (counts["foreground"], counts["background"]) == (fg, bg)
+    assert counts["ratio"] == round(bg / fg, 1)
+
+
+def _run(key, seed, ap):
+    # one record of runs.json: AP 0.1 at step 100, ``ap`` at the end (step 200)
+    return {"key": key, "seed": seed, "steps": 200, "diverged": False, "AP": ap, "AP50": ap, "AP75": ap,
+            "curve": [[100, 0.1], [200, ap]], "seconds": 1.0}  # fmt: skip
+
+
+def test_summaries_by_hand():
+    key = ablations.run_key
+    ce5, ce75, fl = (BY_NAME[HIGH, n] for n in ("CE alpha=0.5", "CE alpha=0.75", "FL gamma=2.0 alpha=0.25"))
+    runs = [
+        _run(key(ce5), 0, 0.20), _run(key(ce5), 1, 0.24),
+        _run(key(ce75), 0, 0.30), _run(key(ce75), 1, 0.26),
+        _run(key(fl), 0, 0.40), _run(key(fl), 1, 0.31),
+    ]  # fmt: skip
+    rows = ablations.summarise(runs)
+    row = next(r for r in rows if r["group"] == "1a" and r["setting"] == "CE alpha=0.75")
+    assert (row["seeds"], row["AP_mean"]) == (2, 0.28)
+    assert row["AP_std"] == pytest.approx(0.0283, abs=1e-4)  # sqrt(((.02)^2 + (.02)^2) / 1)
+    assert row["last_quarter_rise"] == pytest.approx(((0.30 - 0.1) + (0.26 - 0.1)) / 2)
+    not_run = next(r for r in rows if r["setting"] == "CE alpha=0.9")
+    assert (not_run["seeds"], not_run["AP_mean"]) == (0, None)
+    axis = ablations.imbalance_axis(rows, {HIGH: {"ratio": 916.0}})
+    assert len(axis) == 1 and axis[0]["best_CE"] == "CE alpha=0.75"  # 0.28 > 0.22
+    # paired by seed: FL - CE = 0.10 and 0.05
+    assert axis[0]["delta_AP"] == pytest.approx(0.075) and axis[0]["delta_std"] == pytest.approx(
+        0.0354, abs=1e-4
+    )
 
 
 def test_figure4_curves_are_distributions(tiny):
-    model, dataset = tiny
-    curves = ablations.figure4(model, dataset, images=6)
+    torch.manual_seed(0)
+    model = RetinaNet(ablations.study_config(ablations.VARIANTS[HIGH]))
+    curves = ablations.figure4(model, tiny, images=6)
     assert curves["counts"]["positive"] > 0 and curves["counts"]["negative"] > 1000
-    for key, values in curves.items():
-        if key.startswith("gamma"):
-            v = torch.tensor(values)
-            assert v[0] >= 0 and abs(v[-1] - 1) < 1e-4 and (v.diff() >= -1e-6).all(), key
-    # a larger γ concentrates the negatives' loss on fewer samples: the curve lies lower
-    assert sum(curves["gamma=2.0 negative"]) < sum(curves["gamma=0.0 negative"])
+    for gamma in ablations.FIGURE4_GAMMAS:
+        for kind in ("positive", "negative"):
+            v = torch.tensor(curves[f"gamma={gamma} {kind}"])
+            assert v[0] >= 0 and abs(v[-1] - 1) < 1e-4 and (v.diff() >= -1e-6).all()
+    # a larger gamma concentrates the negatives' loss on fewer samples: the hardest 1% carry more
+    assert ablations.hardest_share(curves, 2.0, "negative", 0.01) > ablations.hardest_share(
+        curves, 0.0, "negative", 0.01
+    )
 
 
-def test_run_one_records_loss_and_ap(tiny):
-    _, dataset = tiny
-    setting = ablations.SETTINGS[0]
-    record = ablations.run_one(setting, seed=0, steps=2, train_set=dataset, val_set=dataset)
-    assert record["loss_step0"] > 0 and 0 <= record["AP"] <= 1 and not record["diverged"]
-    rows = ablations.summarise([record])
-    assert rows[0]["seeds"] == 1 and rows[0]["AP_mean"] == round(record["AP"], 4)
+def test_smoke_study_end_to_end(tmp_path, capsys):
+    summary = ablations.main(["--smoke", "--out", str(tmp_path), "--workers", "2"])
+    runs = json.loads((tmp_path / "runs.json").read_text())
+    assert len(runs) == 8 and all(len(r["curve"]) == ablations.EVAL_POINTS for r in runs)
+    assert [a["variant"] for a in summary["axis"]] == list(ablations.VARIANTS)
+    ratios = [a["ratio"] for a in summary["axis"]]
+    assert ratios == sorted(ratios) and ratios[-1] / ratios[0] > 5  # the axis spans the imbalance
+    for name in ("summary.json", "figure4.json", "imbalance.png", "table1.png", "curves.png", "figure4.png"):
+        assert (tmp_path / name).is_file(), name
+    # resumable: a second invocation makes no run
+    ablations.main(["--smoke", "--out", str(tmp_path)])
+    assert "0 runs to make, 8 already" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--steps", "0"], "--steps: must be >= 1"),
+        (["--seeds", "-1"], "--seeds: must be >= 1"),
+        (["--groups", "1d"], "--groups: invalid choice"),
+        (["--out", "/proc/forbidden"], "--out /proc/forbidden"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_exit_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        ablations.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
