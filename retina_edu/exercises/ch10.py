@@ -1,5 +1,8 @@
 """Checks for the exercises of ``10_paper_ablations``: an AP over a chosen set of seeds from
-``runs.json``, reading Figure 4's curves, and the loss of one negative at initialisation."""
+``runs.json``, reading Figure 4's curves, and the loss of one negative at initialisation.
+
+Each check returns a ``Verdict`` (see ``retina_edu.exercises``): the reference values are computed
+first, outside the guard, then the learner's function on the same cases."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from retina_edu.exercises import verdict
+from retina_edu.exercises import Verdict, judge
 from retina_edu.heads import prior_bias
 from retina_edu.losses import sigmoid_focal_loss
 
@@ -18,7 +21,7 @@ from retina_edu.losses import sigmoid_focal_loss
 
 
 def reference_mean_ap(runs: Sequence[dict], key: str, seeds: Iterable[int]) -> float:
-    """Mean AP of the runs of ``key`` (a setting's ``same_run`` key) whose seed is in ``seeds``."""
+    """Mean AP of the runs of ``key`` (a setting's ``ablations.run_key``) whose seed is in ``seeds``."""
     wanted = set(seeds)
     aps = [r["AP"] for r in runs if r["key"] == key and r["seed"] in wanted]
     if not aps:
@@ -45,22 +48,27 @@ def _seed_subsets(runs: Sequence[dict]) -> list[tuple[str, tuple[int, ...]]]:
     return cases
 
 
-def check_mean_ap(fn: Callable | None, runs: Sequence[dict] | None = None) -> bool:
+def _values_problem(got: list[float], expected: list[float], cases: list, tol: float) -> str | None:
+    """The first case where ``got`` differs from ``expected`` by more than ``tol``, or ``None``."""
+    for value, truth, case in zip(got, expected, cases, strict=True):
+        if not math.isclose(float(value), truth, abs_tol=tol):
+            return f"for {case} you gave {float(value):.6g}, expected {truth:.6g}"
+    return None
+
+
+def check_mean_ap(fn: Callable | None, runs: Sequence[dict] | None = None) -> Verdict:
     """Exercise 1: ``fn(runs, key, seeds)`` is the mean AP of one setting over the given seeds
     (checked on a hand-made list of runs and, when given, on the study's ``runs``)."""
-
-    def is_right(fn: Callable) -> bool:
-        for data in (_toy_runs(), list(runs or [])):
-            for key, seeds in _seed_subsets(data):
-                got = float(fn(data, key, list(seeds)))
-                if not math.isclose(got, reference_mean_ap(data, key, seeds), abs_tol=1e-9):
-                    return False
-        return True
-
-    return verdict(
+    cases = [
+        (data, key, seeds) for data in (_toy_runs(), list(runs or [])) for key, seeds in _seed_subsets(data)
+    ]
+    described = [f"seeds {list(seeds)} of a setting" for _, _, seeds in cases]
+    return judge(
         "mean_ap",
         fn,
-        is_right,
+        lambda: [reference_mean_ap(data, key, seeds) for data, key, seeds in cases],
+        lambda fn: [fn(data, key, list(seeds)) for data, key, seeds in cases],
+        lambda got, expected: _values_problem(got, expected, described, 1e-9),
         "keep the records whose 'key' is the setting's key and whose 'seed' is one of the seeds, "
         "then average their 'AP' (a diverged run counts, with AP 0)",
     )
@@ -87,28 +95,27 @@ def _toy_figure4() -> dict:
     return out
 
 
-def check_hardest_share(fn: Callable | None, fig4: dict | None = None) -> bool:
+def check_hardest_share(fn: Callable | None, fig4: dict | None = None) -> Verdict:
     """Exercise 2: ``fn(fig4, gamma, kind, fraction)`` is the share of the loss carried by the
-    hardest ``fraction`` of the samples (checked on made-up curves and, when given, on ``fig4``)."""
-
-    def is_right(fn: Callable) -> bool:
-        for data in (_toy_figure4(), fig4):
-            if data is None:
-                continue
+    hardest ``fraction`` of the samples (checked on made-up curves and, when given, on ``fig4``,
+    one model's curves from ``figure4.json``)."""
+    cases = []
+    for data in (_toy_figure4(), fig4):
+        if data is not None:
             gammas = [float(k.split()[0].split("=")[1]) for k in data if k.endswith(" negative")]
-            for gamma in gammas:
-                for kind in ("positive", "negative"):
-                    for fraction in (0.5, 0.2, 0.1, 0.01):
-                        got = float(fn(data, gamma, kind, fraction))
-                        truth = reference_hardest_share(data, gamma, kind, fraction)
-                        if not math.isclose(got, truth, abs_tol=1e-6):
-                            return False
-        return True
-
-    return verdict(
+            cases += [
+                (data, g, kind, f)
+                for g in gammas
+                for kind in ("positive", "negative")
+                for f in (0.5, 0.2, 0.1, 0.01)
+            ]
+    described = [f"gamma={g}, {kind}, hardest {f:.0%}" for _, g, kind, f in cases]
+    return judge(
         "hardest_share",
         fn,
-        is_right,
+        lambda: [reference_hardest_share(*case) for case in cases],
+        lambda fn: [fn(*case) for case in cases],
+        lambda got, expected: _values_problem(got, expected, described, 1e-6),
         "the curve at x is the share carried by the EASIEST (lowest-loss) fraction x; the hardest "
         "fraction f carries 1 minus the curve at x = 1 - f (the grid is fig4['fraction'])",
     )
@@ -130,19 +137,22 @@ INIT_CASES = [  # (π, α, γ): Table 1's CE and FL settings, with and without t
 ]  # fmt: skip
 
 
-def check_negative_loss_at_init(fn: Callable | None) -> bool:
+def check_negative_loss_at_init(fn: Callable | None) -> Verdict:
     """Exercise 3: ``fn(prior_prob, alpha, gamma)`` is one negative's loss at initialisation."""
+    described = [f"pi={p}, alpha={a}, gamma={g}" for p, a, g in INIT_CASES]
 
-    def is_right(fn: Callable) -> bool:
-        return all(
-            math.isclose(float(fn(p, a, g)), reference_negative_loss_at_init(p, a, g), rel_tol=1e-6)
-            for p, a, g in INIT_CASES
-        )
+    def problem(got: list[float], expected: list[float]) -> str | None:
+        for value, truth, case in zip(got, expected, described, strict=True):
+            if not math.isclose(float(value), truth, rel_tol=1e-6):
+                return f"for {case} you gave {float(value):.6g}, expected {truth:.6g}"
+        return None
 
-    return verdict(
+    return judge(
         "negative_loss_at_init",
         fn,
-        is_right,
+        lambda: [reference_negative_loss_at_init(*case) for case in INIT_CASES],
+        lambda fn: [fn(*case) for case in INIT_CASES],
+        problem,
         "at initialisation every probability is about pi; a negative has p_t = 1 - pi, so its loss "
         "is alpha_t (1 - p_t)^gamma (-log p_t) with alpha_t = 1 - alpha for a negative",
     )
