@@ -76,8 +76,9 @@ benchmark: setup
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/train_ap.py
 
+# The ablation study (hours on 2 cores; resumable): writes data/results/. See retina_edu/ablations.py.
 ablations: setup
-	$(BIN)/python benchmarks/ablations.py
+	$(BIN)/python -m retina_edu.ablations
 
 clean:
 	rm -rf $(VENV) data/synthetic runs .pytest_cache
