@@ -1,5 +1,8 @@
 """The whole model against torchvision's RetinaNet holding the same weights, and bad input."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -258,3 +261,24 @@ def test_config_rejects_unknown_choices():
         RetinaNetConfig.paper().replace(p6_input="C4")
     with pytest.raises(ValueError, match="num_classes"):
         RetinaNetConfig.paper(num_classes=0)
+
+
+@pytest.mark.parametrize("channels,size", [((16, 32, 64, 128), 128), ((24, 48, 96, 192), 192)])
+def test_narrow_small_trunk_trains(channels, size):
+    # Each of these crashed the process (segfault in backward) while the trunk ran channels-last.
+    # Runs in a subprocess so that a crash fails this test instead of ending the session.
+    code = f"""
+import torch
+from retina_edu import RetinaNet, RetinaNetConfig
+torch.set_num_threads(1)
+config = RetinaNetConfig.cpu().replace(
+    small_trunk_channels={channels}, fpn_channels=32, min_size={size}, max_size={size}
+)
+model = RetinaNet(config)
+images = [torch.rand(3, {size}, {size}) for _ in range(16)]
+targets = [{{"boxes": torch.tensor([[10.0, 10.0, 50.0, 60.0]]), "labels": torch.tensor([1])}} for _ in images]
+sum(model(images, targets).values()).backward()
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
