@@ -5,6 +5,7 @@
 #   make lab LAB_ARGS="--port 8890 --no-browser"   options for JupyterLab (as root, --allow-root is added)
 #   make notebooks NB=notebooks/03_matching_and_encoding.ipynb   test one notebook under nbval
 #   make PYTHON=/path/to/python3.12 setup           choose the interpreter (3.11, 3.12 or 3.13)
+#   make site / make site-check                     the course site (docs/_build/html), checked in a browser
 
 # A Python that runs and is 3.11-3.13 (a pyenv shim of a version that is not active does not run).
 PY_OK = import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))
@@ -21,6 +22,8 @@ VENV_OK = $(BIN)/python -c '$(PY_OK)' >/dev/null 2>&1 && $(BIN)/python -m pip --
 LAB_ARGS ?=
 ROOT_ARGS = $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 NB ?= notebooks/
+SITE := docs/_build/html
+SITE_STAMP := $(VENV)/.site-installed
 NBVAL = --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
 .PHONY: setup venv lab test unit notebooks lint data reproduce benchmark ablations site site-check clean
@@ -79,6 +82,21 @@ benchmark: setup
 # The ablation study (hours on 2 cores; resumable): writes data/results/. See retina_edu/ablations.py.
 ablations: setup
 	$(BIN)/python -m retina_edu.ablations
+
+# The course site from the stored notebooks (nothing is executed, nothing downloaded): README as
+# the front page, one page per notebook, math by a local MathJax. Its tools are the [site] extra.
+$(SITE_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -qq -e '.[dev,site]'
+	@touch $@
+
+site: setup $(SITE_STAMP)
+	$(BIN)/sphinx-build -q -b html -c docs . $(SITE)
+	@echo "site: $(SITE)/index.html"
+
+# Every page in Debian's headless Chromium (apt-get install chromium-headless-shell): loads, no
+# console errors, no request off this machine, figures decoded, math typeset, links resolve.
+site-check: site
+	$(BIN)/python tools/site_check.py --site $(SITE)
 
 clean:
 	rm -rf $(VENV) data/synthetic runs .pytest_cache
