@@ -38,7 +38,9 @@ def wheel(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("src")
     for name in SOURCES:  # a copy: building in the clone would leave build/ and stale files there
         if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            # (data/results/models/: the study's intermediate weights, which the wheel does not ship)
+            ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "models")
+            shutil.copytree(ROOT / name, src / name, ignore=ignore)
         else:
             shutil.copy2(ROOT / name, src / name)
     out = tmp_path_factory.mktemp("wheel")
@@ -73,7 +75,9 @@ def test_wheel_holds_the_package_its_data_and_metadata(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "retina_edu/py.typed" in names
     assert "retina_edu/_shipped/checkpoints/retinanet_cpu.pt" in names
-    assert "retina_edu/_shipped/results/summary.json" in names
+    for kind, suffixes in (("checkpoints", {".pt", ".json"}), ("results", {".json", ".csv", ".png"})):
+        shipped = [p.name for p in (ROOT / "data" / kind).iterdir() if p.suffix in suffixes]
+        assert all(f"retina_edu/_shipped/{kind}/{name}" in names for name in shipped), (kind, shipped)
     assert not any(n.startswith(("data/", "tests/", "notebooks/")) for n in names)
     # every package of the source tree is listed in pyproject.toml's explicit package list
     packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "retina_edu").rglob("__init__.py")}
