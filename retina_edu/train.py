@@ -300,9 +300,6 @@ def main(argv: list[str] | None = None) -> TrainResult | None:
             check_train_config(args.resume, state, cfg)
         except CheckpointError as error:
             cli.fail(parser, str(error))
-        if state["step"] >= cfg.steps:
-            print(f"{args.resume} is already finished: it did all {cfg.steps} steps, nothing to do")
-            return None
     if args.ann_file is None:
         paths = ensure_synthetic_dataset()
         args.ann_file, args.image_dir = paths["train"], paths["root"] / "train"
@@ -315,6 +312,9 @@ def main(argv: list[str] | None = None) -> TrainResult | None:
             check_labels(args.resume, state, dataset.label_to_category_id, dataset.class_names, args.ann_file)
     except (CocoFormatError, CheckpointError, FileNotFoundError, ImageFileError) as error:
         cli.fail(parser, str(error))
+    if state is not None and state["step"] >= cfg.steps:
+        print(f"{args.resume} is already finished: it did all {cfg.steps} steps, nothing to do")
+        return None
     del state  # train() reads the checkpoint again; do not hold two copies of its tensors
     if "LOCAL_RANK" in os.environ:  # started by torchrun
         dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
