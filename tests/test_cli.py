@@ -365,3 +365,26 @@ def test_evaluation_runs_and_names_an_undecodable_image(data, checkpoint, tmp_pa
     argv = [*eval_args(data, checkpoint)[:-1], str(image_dir)]
     line = error_line(evaluate_module.main, argv, capsys)  # the last line, under the progress bar
     assert f"{data.ann_file}: images[1] (id 2): cannot decode {broken}: image file is truncated" in line
+
+
+def test_an_error_in_a_data_loader_worker_is_shown_as_its_own_line(data, tmp_path, capsys):
+    from torch.utils.data import DataLoader
+
+    from retina_edu import cli
+    from retina_edu.data.coco import ImageFileError
+
+    image_dir = tmp_path / "images"
+    image_dir.mkdir()
+    for path in data.image_dir.iterdir():
+        (image_dir / path.name).write_bytes(path.read_bytes()[:200])  # every image truncated
+    dataset = CocoDetection(data.ann_file, image_dir)
+    with pytest.raises(ImageFileError) as error:
+        list(DataLoader(dataset, batch_size=1, num_workers=1, collate_fn=list))
+    assert "Original Traceback" in str(error.value)  # what torch re-raises: the worker's traceback
+    with pytest.raises(SystemExit) as exit_info:
+        cli.fail(evaluate_module.build_parser(), str(error.value))
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"python -m retina_edu.evaluate: error: {data.ann_file}: images[0] (id 1): "
+        f"cannot decode {image_dir}/000000.png: image file is truncated\n"
+    )
