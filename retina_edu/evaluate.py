@@ -283,10 +283,11 @@ def evaluate_model(
     moved to ``device`` and run in eval mode under ``torch.inference_mode()``; its training flag
     is restored afterwards.
 
-    The detections do not depend on ``batch_size``: a batch only ever holds images of one size
-    (grouped by the sizes the annotation file gives, and split again by the sizes the images
-    have), so no padding enters the network, whose GroupNorm layers would see it. The ground
-    truth is read and checked (``read_ground_truth``) before any image is.
+    The detections do not depend on ``batch_size`` (beyond float rounding, ~1e-5 in a score):
+    a batch only ever holds images of one size (grouped by the sizes the annotation file gives,
+    and split again by the sizes the images have), so no padding enters the network, whose
+    GroupNorm layers would see it. Results keep the data set's order. The ground truth is read
+    and checked (``read_ground_truth``) before any image is.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
