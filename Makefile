@@ -64,8 +64,8 @@ notebooks: setup
 	$(BIN)/python -m pytest $(NB) -q $(NBVAL)
 
 lint: setup
-	$(BIN)/ruff check retina_edu tests benchmarks notebooks
-	$(BIN)/ruff format --check retina_edu tests benchmarks
+	$(BIN)/ruff check retina_edu tests benchmarks notebooks tools docs
+	$(BIN)/ruff format --check retina_edu tests benchmarks tools docs
 
 data: setup
 	$(BIN)/python -m retina_edu.data --force
