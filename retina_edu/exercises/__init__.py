@@ -72,8 +72,9 @@ def judge(
 
 
 def verdict(name: str, answer: Any, is_right: Callable[[Any], bool], hint: str) -> bool:
-    """The older form, kept for ``ch10``: print the verdict of ``is_right(answer)`` and return
-    whether it is right. ``is_right`` computes its reference inside the guard, so prefer ``judge``."""
+    """The older form, still used by the first checks of ch00–ch09 (their notebook cells end in
+    ``;``): print the verdict of ``is_right(answer)`` and return whether it is right.
+    ``is_right`` computes its reference inside the guard, so new checks use ``judge``."""
     result = judge(name, answer, lambda: None, is_right, lambda ok, _: None if ok else "that is not it", hint)
     print(result)
     return bool(result)
