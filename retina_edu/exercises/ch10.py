@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from retina_edu import ablations
 from retina_edu.exercises import Verdict, judge
 from retina_edu.heads import prior_bias
 from retina_edu.losses import sigmoid_focal_loss
@@ -79,10 +80,9 @@ def check_mean_ap(fn: Callable | None, runs: Sequence[dict] | None = None) -> Ve
 
 def reference_hardest_share(fig4: dict, gamma: float, kind: str, fraction: float) -> float:
     """Share of the total loss carried by the hardest ``fraction`` of the samples of ``kind``
-    ("positive" or "negative") at ``gamma``, read from Figure 4's cumulative curves."""
-    curve = np.asarray(fig4[f"gamma={float(gamma)} {kind}"])
-    easiest = np.interp(1.0 - fraction, np.asarray(fig4["fraction"]), curve)  # the lowest-loss 1 − f
-    return float(1.0 - easiest)
+    ("positive" or "negative") at ``gamma``, read from Figure 4's cumulative curves: the study's own
+    ``ablations.hardest_share``."""
+    return ablations.hardest_share(fig4, gamma, kind, fraction)
 
 
 def _toy_figure4() -> dict:
