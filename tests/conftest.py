@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from retina_edu import RetinaNetConfig
+from retina_edu.data import CocoDetection, make_synthetic_coco
+
 # The notebooks read this to run their long cells in a short mode under test.
 os.environ.setdefault("RETINA_EDU_QUICK", "1")
 
@@ -38,3 +41,19 @@ def load_solution(name: str):
 
 def stub(*args):
     raise NotImplementedError  # what a notebook's exercise cell holds before the learner answers
+
+
+# A RetinaNet small enough to train a step in a fraction of a second on 64-pixel images.
+TINY = RetinaNetConfig.cpu(num_classes=5).replace(
+    small_trunk_channels=(8, 16, 32, 64), fpn_channels=32, min_size=64, max_size=64
+)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> CocoDetection:
+    """Four 64-pixel synthetic images of the five classes, for TINY (the command-line and input tests)."""
+    root = tmp_path_factory.mktemp("synthetic")
+    ann = make_synthetic_coco(
+        root, "train", num_images=4, seed=3, image_size=64, min_object_size=8, max_object_size=40
+    )
+    return CocoDetection(ann, root / "train")

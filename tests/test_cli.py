@@ -12,24 +12,12 @@ import torch
 
 import retina_edu.evaluate as evaluate_module
 import retina_edu.train as train_module
-from retina_edu import RetinaNet, RetinaNetConfig
+from retina_edu import RetinaNet
 from retina_edu.checkpoint import load_checkpoint, save_checkpoint
-from retina_edu.data import CocoDetection, make_synthetic_coco
+from retina_edu.data import CocoDetection
 from retina_edu.train import FIELD_ARGUMENTS, TrainConfig, build_parser
 
-TINY = RetinaNetConfig.cpu(num_classes=5).replace(
-    small_trunk_channels=(8, 16, 32, 64), fpn_channels=32, min_size=64, max_size=64
-)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> CocoDetection:
-    """Four 64-pixel synthetic images of the five classes."""
-    root = tmp_path_factory.mktemp("synthetic")
-    ann = make_synthetic_coco(
-        root, "train", num_images=4, seed=3, image_size=64, min_object_size=8, max_object_size=40
-    )
-    return CocoDetection(ann, root / "train")
+from .conftest import TINY
 
 
 @pytest.fixture(scope="module")

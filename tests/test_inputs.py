@@ -9,7 +9,7 @@ import os
 import pytest
 import torch
 
-from retina_edu import RetinaNet, RetinaNetConfig
+from retina_edu import RetinaNet
 from retina_edu.checkpoint import (
     CheckpointError,
     check_config,
@@ -17,22 +17,11 @@ from retina_edu.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from retina_edu.data import CocoDetection, make_synthetic_coco
 from retina_edu.train import TrainConfig, train
 
-TINY = RetinaNetConfig.cpu(num_classes=5).replace(
-    small_trunk_channels=(8, 16, 32, 64), fpn_channels=32, min_size=64, max_size=64
-)
+from .conftest import TINY
+
 CFG = TrainConfig(steps=1, batch_size=2, warmup_steps=0)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> CocoDetection:
-    root = tmp_path_factory.mktemp("synthetic")
-    ann = make_synthetic_coco(
-        root, "train", num_images=4, seed=3, image_size=64, min_object_size=8, max_object_size=40
-    )
-    return CocoDetection(ann, root / "train")
 
 
 def never_called(step: int, record: dict) -> None:
