@@ -373,7 +373,8 @@ def imbalance_axis(rows: list[dict], imbalance: dict[str, dict]) -> list[dict]:
     out = []
     for name in VARIANTS:
         axis = [r for r in rows if r["variant"] == name and r["group"] in ("imbalance", "1a") and r["seeds"]]
-        ces = list({r["setting"]: r for r in axis if r["setting"].startswith("CE")}.values())  # 1a repeats some
+        # Table 1a repeats the axis rows at the most imbalanced variant: each alpha once
+        ces = list({r["setting"]: r for r in axis if r["setting"].startswith("CE")}.values())
         fls = [r for r in axis if r["setting"] == "FL gamma=2.0 alpha=0.25"]
         if not ces or not fls:
             continue
