@@ -8,11 +8,15 @@ position the anchors run ratio-major: for each aspect ratio, every size.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from retina_edu.boxes import box_iou
+
+if TYPE_CHECKING:
+    from retina_edu.config import RetinaNetConfig
 
 
 def cell_anchors(
@@ -78,6 +82,16 @@ def anchors_for_image(
         cell = cell_anchors(sizes, aspect_ratios, dtype).to(device)
         per_level.append(anchors_for_grid(cell, grid, stride))
     return torch.cat(per_level)
+
+
+def anchors_for_config(
+    config: RetinaNetConfig, image_size: tuple[int, int], device: torch.device | str = "cpu"
+) -> Tensor:
+    """The anchors a model with ``config`` lays over a padded image of ``image_size = (H, W)``:
+    ``anchors_for_image`` with the grids of P3..P7 (``pyramid_grid_sizes``). Returns ``(A_total, 4)`` xyxy."""
+    return anchors_for_image(
+        image_size, pyramid_grid_sizes(image_size), config.anchor_sizes, config.aspect_ratios, device=device
+    )
 
 
 def best_anchor_iou(gt_boxes: Tensor, anchors: Tensor, chunk: int = 256) -> Tensor:

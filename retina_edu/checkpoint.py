@@ -21,6 +21,7 @@ import torch
 
 from retina_edu.config import RetinaNetConfig
 from retina_edu.model import RetinaNet
+from retina_edu.paths import shipped_checkpoint_path
 
 FORMAT_VERSION = 1
 MAX_LISTED_DIFFERENCES = 5  # a mismatch message names this many differences, then counts the rest
@@ -192,3 +193,9 @@ def load_model(
     meta = {k: v for k, v in state.items() if k != "model"}
     meta["config"] = model.config
     return model, meta
+
+
+def load_shipped_model() -> tuple[RetinaNet, dict[str, Any]]:
+    """The trained CPU-preset model that ships with the package, in eval mode, and its
+    checkpoint's other entries (``load_model(shipped_checkpoint_path())``)."""
+    return load_model(shipped_checkpoint_path())

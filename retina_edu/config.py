@@ -13,6 +13,7 @@ sigmoid per class, with no background slot.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 
 PRIOR_PROB = 0.01  # π, §4.1 "Initialization"
@@ -24,6 +25,14 @@ SCALES = (2**0, 2 ** (1 / 3), 2 ** (2 / 3))  # §4 "Anchors": three scales per o
 ASPECT_RATIOS = (0.5, 1.0, 2.0)  # §4 "Anchors": {1:2, 1:1, 2:1}, as height / width
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+QUICK_ENV = "RETINA_EDU_QUICK"  # "1" under `make test`: the notebooks' long cells do less
+
+
+def quick_mode() -> bool:
+    """Whether the notebooks run in quick mode (``RETINA_EDU_QUICK=1``, set by ``make test``)."""
+    return os.environ.get(QUICK_ENV) == "1"
 
 
 def anchor_sizes_per_level(
@@ -155,4 +164,12 @@ class RetinaNetConfig:
             anchor_sizes=anchor_sizes_per_level((16, 32, 64, 128, 256)),
             min_size=128,
             max_size=128,
+        )
+
+    @classmethod
+    def tiny(cls, num_classes: int = 5) -> RetinaNetConfig:
+        """The CPU preset shrunk for 64-pixel images: a training step takes a fraction of a
+        second. The tests and the exercise checks use it."""
+        return cls.cpu(num_classes).replace(
+            small_trunk_channels=(8, 16, 32, 64), fpn_channels=32, min_size=64, max_size=64
         )

@@ -44,9 +44,7 @@ def stub(*args):
 
 
 # A RetinaNet small enough to train a step in a fraction of a second on 64-pixel images.
-TINY = RetinaNetConfig.cpu(num_classes=5).replace(
-    small_trunk_channels=(8, 16, 32, 64), fpn_channels=32, min_size=64, max_size=64
-)
+TINY = RetinaNetConfig.tiny(num_classes=5)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
 
 from retina_edu.anchors import (
+    anchors_for_config,
     anchors_for_grid,
     anchors_for_image,
     best_anchor_iou,
@@ -34,18 +35,14 @@ def test_grid_sizes_are_the_fpn_outputs():
 def test_anchors_equal_torchvision(image_size, preset):
     config = getattr(RetinaNetConfig, preset)()
     grids = pyramid_grid_sizes(image_size)
-    ours = anchors_for_image(image_size, grids, config.anchor_sizes, config.aspect_ratios)
+    ours = anchors_for_config(config, image_size)
     theirs = torchvision_anchors(image_size, grids, config.anchor_sizes, config.aspect_ratios)
     torch.testing.assert_close(ours, theirs)
 
 
 def test_anchor_count_for_800_pixels():
     # 9 anchors × (100² + 50² + 25² + 13² + 7²) positions = 9 × 13343 = 120087
-    config = RetinaNetConfig.paper()
-    anchors = anchors_for_image(
-        (800, 800), pyramid_grid_sizes((800, 800)), config.anchor_sizes, config.aspect_ratios
-    )
-    assert anchors.shape == (120087, 4)
+    assert anchors_for_config(RetinaNetConfig.paper(), (800, 800)).shape == (120087, 4)
 
 
 def test_cell_anchors_by_hand():

@@ -15,6 +15,7 @@ from retina_edu.compat import (
     to_torchvision_state_dict,
     torchvision_retinanet,
 )
+from retina_edu.config import QUICK_ENV, quick_mode
 
 from .conftest import random_boxes
 
@@ -282,3 +283,19 @@ print("ok")
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_tiny_preset_is_the_cpu_preset_for_64_pixels():
+    tiny, cpu = RetinaNetConfig.tiny(num_classes=3), RetinaNetConfig.cpu(num_classes=3)
+    changed = {f for f in cpu.__dataclass_fields__ if getattr(tiny, f) != getattr(cpu, f)}
+    assert changed == {"small_trunk_channels", "fpn_channels", "min_size", "max_size"}
+    assert (tiny.min_size, tiny.max_size) == (64, 64)
+
+
+@pytest.mark.parametrize("value,quick", [(None, False), ("0", False), ("1", True)])
+def test_quick_mode_reads_the_environment(monkeypatch, value, quick):
+    if value is None:
+        monkeypatch.delenv(QUICK_ENV, raising=False)
+    else:
+        monkeypatch.setenv(QUICK_ENV, value)
+    assert quick_mode() is quick

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from retina_edu import RetinaNetConfig
-from retina_edu.checkpoint import load_model
-from retina_edu.data import CocoDetection, ensure_synthetic_dataset
+from retina_edu.checkpoint import load_shipped_model
+from retina_edu.data import ensure_synthetic_dataset, load_split
 from retina_edu.evaluate import evaluate_model
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -36,11 +36,17 @@ def test_default_dataset_is_the_recorded_one(paths, split):
 def test_shipped_checkpoint_matches_its_record(paths):
     record = json.loads(CHECKPOINT.with_suffix(".json").read_text())
     assert hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest() == record["sha256"]
-    model, meta = load_model(CHECKPOINT)
+    model, meta = load_shipped_model()
     assert meta["config"] == RetinaNetConfig.cpu(num_classes=5)
     assert all(p.dtype == torch.float32 for p in model.parameters())
-    val = CocoDetection(paths["val"], paths["root"] / "val")
+    val = load_split("val")
+    assert val.ann_file == paths["val"]
     assert meta["label_to_category_id"] == val.label_to_category_id
     stats = evaluate_model(model, val, progress=False, verbose=False).stats
     assert stats["AP"] == pytest.approx(record["val_stats"]["AP"], abs=1e-3)
     assert stats["AP"] > 0.5
+
+
+def test_load_split_names_a_bad_split():
+    with pytest.raises(ValueError, match="split must be 'train' or 'val', got 'test'"):
+        load_split("test")

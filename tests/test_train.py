@@ -10,9 +10,7 @@ from retina_edu.checkpoint import load_checkpoint, load_model, save_checkpoint
 from retina_edu.data import CocoDetection, make_synthetic_coco
 from retina_edu.train import TrainConfig, batch_indices, lr_factor, main, train
 
-TINY = RetinaNetConfig.cpu().replace(
-    small_trunk_channels=(8, 16, 32, 64), fpn_channels=32, min_size=64, max_size=64
-)
+TINY = RetinaNetConfig.tiny()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ or ``~/.cache/retina_edu``.
 """
 
 from retina_edu.data.coco import CocoDetection, CocoFormatError
-from retina_edu.data.synthetic import CLASS_NAMES, ensure_synthetic_dataset, make_synthetic_coco
+from retina_edu.data.synthetic import CLASS_NAMES, ensure_synthetic_dataset, load_split, make_synthetic_coco
 from retina_edu.data.transforms import Compose, RandomHorizontalFlip, Resize, collate
 from retina_edu.paths import data_home, synthetic_root
 
@@ -20,6 +20,7 @@ __all__ = [
     "collate",
     "data_home",
     "ensure_synthetic_dataset",
+    "load_split",
     "make_synthetic_coco",
     "synthetic_root",
 ]

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from retina_edu.data.coco import CocoDetection, Transform
 from retina_edu.paths import synthetic_root
 
 CLASS_NAMES = ("circle", "square", "triangle", "diamond", "cross")  # COCO category ids 1..5
@@ -413,6 +414,17 @@ def ensure_synthetic_dataset(
             _write_json(manifest_file, manifest)
         paths[split] = root / "annotations" / f"instances_{split}.json"
     return {**paths, "root": root}
+
+
+def load_split(
+    split: str, root: str | Path | None = None, transforms: Transform | None = None
+) -> CocoDetection:
+    """The synthetic data set's ``split`` ("train" or "val") as a ``CocoDetection``, made first
+    if it is not there (``ensure_synthetic_dataset(root)``, default size and seed)."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    paths = ensure_synthetic_dataset(root)
+    return CocoDetection(paths[split], paths["root"] / split, transforms)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -61,9 +61,7 @@ def check_paper_lr(fn: Callable | None) -> bool:
     )
 
 
-TINY = RetinaNetConfig.cpu(num_classes=3).replace(
-    small_trunk_channels=(8, 16, 32, 64), fpn_channels=32, min_size=64, max_size=64
-)
+TINY = RetinaNetConfig.tiny(num_classes=3)
 
 
 @contextlib.contextmanager
