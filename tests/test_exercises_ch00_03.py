@@ -70,6 +70,7 @@ CASES = {
 }
 PARAMS = [(chapter, *case) for chapter, cases in CASES.items() for case in cases]
 IDS = [f"{chapter}-{case[1]}" for chapter, cases in CASES.items() for case in cases]
+NOT_ANSWERED = "not answered yet: fill in the cell above and run it"
 
 
 @pytest.mark.parametrize("chapter,check,name,expected,wrong", PARAMS, ids=IDS)
@@ -77,23 +78,53 @@ def test_solution_passes(chapter, check, name, expected, wrong, capsys):
     answer = getattr(load_solution(chapter), name)
     if expected is not None:
         assert answer == pytest.approx(expected)
-    assert check(answer) is True
-    assert capsys.readouterr().out.strip() == f"{name}: correct"
+    result = check(answer)
+    assert isinstance(result, Verdict) and result and repr(result) == f"{name}: correct"
+    assert capsys.readouterr().out == ""  # the verdict is returned, not printed
 
 
 @pytest.mark.parametrize("chapter,check,name,expected,wrong", PARAMS, ids=IDS)
-def test_wrong_answer_fails(chapter, check, name, expected, wrong, capsys):
-    assert check(wrong) is False
-    assert "not yet" in capsys.readouterr().out
+def test_wrong_answer_fails(chapter, check, name, expected, wrong):
+    result = check(wrong)
+    assert isinstance(result, Verdict) and not result
+    assert repr(result).startswith(f"{name}: not yet: ") and "Hint: " in repr(result)
 
 
 @pytest.mark.parametrize("chapter,check,name,expected,wrong", PARAMS, ids=IDS)
-def test_unanswered_is_not_answered(chapter, check, name, expected, wrong, capsys):
-    assert check(None) is False
-    assert "not answered yet" in capsys.readouterr().out
+def test_unanswered_is_not_answered(chapter, check, name, expected, wrong):
+    assert repr(check(None)) == f"{name}: {NOT_ANSWERED}" and not check(None)
     if callable(wrong):  # a function exercise: the notebook's stub raises NotImplementedError
-        assert check(stub) is False
-        assert "not answered yet" in capsys.readouterr().out
+        assert repr(check(stub)) == f"{name}: {NOT_ANSWERED}" and not check(stub)
+
+
+@pytest.mark.parametrize(
+    "check,wrong,says",
+    [
+        # a number: which way it is off, not the answer itself
+        (ch00.check_num_anchors_256, 9 * (32**2 + 16**2 + 8**2 + 4**2), "you gave 12240, which is too small"),
+        (ch00.check_paper_fg_fraction, 143, "between 0 and 1"),
+        (ch01.check_max_shift_16, 8.0, "you gave 8, which is too large"),
+        # a function: the case, what came back and what was expected
+        (ch00.check_count_matches, _wrong_count_matches, "(foreground, background, ignored) = "),
+        (ch01.check_iou_after_shift, _wrong_iou_after_shift, "size 16, shift 4 you gave 0.75, expected 0.6"),
+        (ch01.check_giou, _wrong_giou, "GIoU: largest difference"),
+        (ch02.check_anchor_wh, _wrong_anchor_wh, "for size 32, ratio 0.5 you gave (w, h) = (16, 32)"),
+        (ch02.check_level_of, _wrong_level_of, "is on P3, you gave 7"),
+        (ch03.check_encode, _wrong_encode, "(dx, dy, dw, dh): largest difference"),
+        (ch03.check_max_width_growth, math.exp(10), "which is too large"),
+    ],
+    ids=lambda v: getattr(v, "__name__", None),
+)
+def test_a_wrong_answer_is_told_what_differs(check, wrong, says):
+    assert says in repr(check(wrong))
+
+
+def test_a_stub_that_is_half_written_is_the_learners_error():
+    def half_written(matches):
+        return int((matches >= 0).sum())  # one count, not three
+
+    result = ch00.check_count_matches(half_written)
+    assert repr(result).startswith("count_matches: not yet: your code raised TypeError")
 
 
 # -- the core exercises: the learner writes the piece itself; the check returns a Verdict --------

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from retina_edu.exercises import ch04, ch05, ch06
+from retina_edu.exercises import Verdict, ch04, ch05, ch06
 
 from .conftest import load_solution, stub
 
@@ -63,28 +63,53 @@ CASES = [
     ),
 ]
 IDS = [case[0].__name__ for case in CASES]
+NOT_ANSWERED = "not answered yet: fill in the cell above and run it"
+
+
+def _name(check):
+    return repr(check(None)).split(":")[0]  # the exercise's name, as the learner reads it
 
 
 @pytest.mark.parametrize("check,solution,wrong", CASES, ids=IDS)
 def test_solution_is_accepted(check, solution, wrong, capsys):
-    assert check(solution) is True
-    assert "correct" in capsys.readouterr().out
+    result = check(solution)
+    assert isinstance(result, Verdict) and result and repr(result) == f"{_name(check)}: correct"
+    assert capsys.readouterr().out == ""  # the verdict is returned, not printed
 
 
 @pytest.mark.parametrize("check,solution,wrong", CASES, ids=IDS)
-def test_wrong_answers_are_refused(check, solution, wrong, capsys):
+def test_wrong_answers_are_refused(check, solution, wrong):
     for answer in wrong:
-        assert check(answer) is False
-    assert "not yet" in capsys.readouterr().out
+        result = check(answer)
+        assert isinstance(result, Verdict) and not result
+        assert repr(result).startswith(f"{_name(check)}: not yet: ") and "Hint: " in repr(result)
 
 
 @pytest.mark.parametrize("check,solution,wrong", CASES, ids=IDS)
-def test_unanswered_is_not_answered(check, solution, wrong, capsys):
-    assert check(None) is False
-    if callable(solution):
-        assert check(stub) is False
-    out = capsys.readouterr().out
-    assert "not answered yet" in out and "correct" not in out
+def test_unanswered_is_not_answered(check, solution, wrong):
+    unanswered = [None, stub] if callable(solution) else [None]  # the stub raises NotImplementedError
+    for answer in unanswered:
+        result = check(answer)
+        assert not result and repr(result).endswith(f": {NOT_ANSWERED}")
+
+
+@pytest.mark.parametrize(
+    "check,wrong,says",
+    [
+        (ch04.check_pyramid_sizes, floor_halving_sizes, "for a 100 × 75 input you gave"),
+        (ch04.check_fpn_parameter_count, fpn_count_without_biases, "P6 from C5 you counted 323,584"),
+        (ch04.check_p6_p7_anchor_count, 13 * 13 + 7 * 7, "you gave 218, which is too small"),
+        (ch05.check_prior_bias, lambda pi: -math.log(pi), "pi = 0.01 you gave 4.60517, expected -4.59512"),
+        (ch05.check_background_loss_at_start, lambda n, k, pi, a, g: 0.0, "3069 anchors, 5 classes, pi=0.5"),
+        (ch05.check_anchor_rows, class_major_rows, "for box deltas (2, 9·4, 5, 3), A = 9, the rows"),
+        (ch06.check_reduction_gamma5, 100, "you gave 100, which is too small"),
+        (ch06.check_p_t_for_10x, 10.0, "p_t is a probability"),
+        (ch06.check_focal_gradient, lambda x, y, g: torch.sigmoid(x) - y, "with gamma=0.5, dFL/dx"),
+    ],
+    ids=lambda v: getattr(v, "__name__", None),
+)
+def test_a_wrong_answer_is_told_what_differs(check, wrong, says):
+    assert says in repr(check(wrong))
 
 
 def _focal_loss_from_p(logits, targets, alpha=0.25, gamma=2.0):

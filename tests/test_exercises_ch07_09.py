@@ -12,7 +12,7 @@ from pycocotools.coco import COCO
 from torch import nn
 
 from retina_edu.evaluate import coco_evaluate
-from retina_edu.exercises import ch07, ch08, ch09
+from retina_edu.exercises import Verdict, ch07, ch08, ch09
 from retina_edu.postprocess import nms
 from retina_edu.train import TrainConfig
 
@@ -70,13 +70,21 @@ CASES = [
 ]  # fmt: skip
 
 
+NOT_ANSWERED = "not answered yet: fill in the cell above and run it"
+
+
 @pytest.mark.parametrize("check,attribute,chapter,wrong", CASES, ids=[c[1] for c in CASES])
 def test_solution_passes_and_wrong_answers_do_not(check, attribute, chapter, wrong, capsys):
-    assert check(getattr(load_solution(chapter), attribute)) is True
+    right = check(getattr(load_solution(chapter), attribute))
+    assert isinstance(right, Verdict) and right
+    name = repr(right).split(":")[0]
+    assert repr(right) == f"{name}: correct"
     for answer in wrong:
-        assert check(answer) is False
-    assert check(None) is False
-    assert "not answered yet" in capsys.readouterr().out
+        result = check(answer)
+        assert isinstance(result, Verdict) and not result
+        assert repr(result).startswith(f"{name}: not yet: ") and "Hint: " in repr(result)
+    assert repr(check(None)) == f"{name}: {NOT_ANSWERED}"
+    assert capsys.readouterr().out == ""  # the verdict is returned, not printed
 
 
 @pytest.mark.parametrize(
@@ -89,17 +97,38 @@ def test_solution_passes_and_wrong_answers_do_not(check, attribute, chapter, wro
         ch09.check_ap_at,
     ],
 )
-def test_an_unwritten_function_is_not_answered(check, capsys):
-    assert check(stub) is False
-    assert "not answered yet" in capsys.readouterr().out
+def test_an_unwritten_function_is_not_answered(check):
+    result = check(stub)
+    assert not result and repr(result).endswith(f": {NOT_ANSWERED}")
 
 
-def test_a_function_that_raises_is_not_yet(capsys):
+def test_a_function_that_raises_is_not_yet():
     def broken(*args):
         raise KeyError("oops")
 
-    assert ch09.check_ap_101(broken) is False
-    assert "KeyError" in capsys.readouterr().out
+    result = ch09.check_ap_101(broken)
+    assert not result and repr(result).startswith("ap_101: not yet: your code raised KeyError")
+
+
+@pytest.mark.parametrize(
+    "check,wrong,says",
+    [
+        (ch07.check_epochs, TrainConfig().steps, "you gave 1000, which is too large"),
+        (ch07.check_paper_lr, _paper_lr_one_drop, "for step 80,000 you gave 0.001, expected 0.0001"),
+        (ch07.check_train_step, _train_step_without_clipping, "step 2 returned loss"),
+        (ch07.check_train_step, _train_step_without_zero_grad, "the weights differ from the reference's"),
+        (ch08.check_batched_nms_by_offsets, lambda b, s, labels, t: nms(b, s, t), "kept"),
+        (ch08.check_overlapping_neighbours, (2, 2), "at NMS threshold 0.5, 2 kept"),
+        (ch08.check_overlapping_neighbours, (1,), "give two counts"),
+        (ch08.check_max_candidates, 1000, "you gave 1000, which is too small"),
+        (ch09.check_ap_101, lambda is_tp, num_gt: sum(is_tp) / num_gt, "7 detections (4 true positives)"),
+        (ch09.check_area_ranges, ("small", "medium", "medium", "large"), "object (c) is not 'medium'"),
+        (ch09.check_ap_at, _ap_at_iou_0_5, "for category 1 at IoU 0.7 you gave"),
+    ],
+    ids=lambda v: getattr(v, "__name__", None),
+)
+def test_a_wrong_answer_is_told_what_differs(check, wrong, says):
+    assert says in repr(check(wrong))
 
 
 def test_solution_epochs_is_a_hand_computation():
@@ -210,4 +239,10 @@ def test_core_exercise(check, chapter, name, wrong, capsys):
 def test_the_loss_check_leaves_the_global_rng_alone():
     before = torch.random.get_rng_state()
     ch07.check_retinanet_loss_batch(load_solution("ch07").retinanet_loss_batch)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_the_train_step_check_leaves_the_global_rng_alone():
+    before = torch.random.get_rng_state()
+    assert ch07.check_train_step(load_solution("ch07").train_step)
     assert torch.equal(torch.random.get_rng_state(), before)

@@ -10,7 +10,8 @@ the checker's. The worked answers live in ``notebooks/solutions/``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -71,13 +72,30 @@ def judge(
     return Verdict(name, False, f"not yet: {problem}. Hint: {hint}")
 
 
-def verdict(name: str, answer: Any, is_right: Callable[[Any], bool], hint: str) -> bool:
-    """The older form, still used by the first checks of ch00–ch09 (their notebook cells end in
-    ``;``): print the verdict of ``is_right(answer)`` and return whether it is right.
-    ``is_right`` computes its reference inside the guard, so new checks use ``judge``."""
-    result = judge(name, answer, lambda: None, is_right, lambda ok, _: None if ok else "that is not it", hint)
-    print(result)
-    return bool(result)
+def number_problem(got: Any, expected: float, rel_tol: float = 0.0, abs_tol: float = 0.0) -> str | None:
+    """What is wrong with the number ``got`` against ``expected``, or ``None``. The message says
+    which way it is off, not the expected value: a single-number exercise would be given away."""
+    got = float(got)
+    if math.isclose(got, expected, rel_tol=rel_tol, abs_tol=abs_tol):
+        return None
+    if not math.isfinite(got):
+        return f"you gave {got}, a number that is not finite"
+    return f"you gave {got:.6g}, which is too {'large' if got > expected else 'small'}"
+
+
+def values_problem(
+    got: Sequence[Any],
+    expected: Sequence[float],
+    cases: Sequence[str],
+    rel_tol: float = 0.0,
+    abs_tol: float = 0.0,
+) -> str | None:
+    """The first case (named by ``cases``) where the number in ``got`` differs from ``expected``:
+    what was given and what was expected; ``None`` when every case agrees."""
+    for value, truth, case in zip(got, expected, cases, strict=True):
+        if not math.isclose(float(value), truth, rel_tol=rel_tol, abs_tol=abs_tol):
+            return f"for {case} you gave {float(value):.6g}, expected {truth:.6g}"
+    return None
 
 
 def tensor_problem(got: Any, expected: Any, what: str, rtol: float = 1e-5, atol: float = 1e-6) -> str | None:

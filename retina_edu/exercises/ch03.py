@@ -3,15 +3,14 @@ clamp of decoding."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
-from retina_edu.anchors import anchors_for_image, pyramid_grid_sizes
-from retina_edu.boxes import BBOX_XFORM_CLIP, BoxCoder, box_iou
+from retina_edu.anchors import anchors_for_config
+from retina_edu.boxes import BoxCoder, box_iou
 from retina_edu.config import RetinaNetConfig
-from retina_edu.exercises import Verdict, judge, tensor_problem, verdict
+from retina_edu.exercises import Verdict, judge, number_problem, tensor_problem
 from retina_edu.matching import match_anchors
 
 
@@ -19,9 +18,7 @@ def _matching_cases() -> list[tuple[torch.Tensor, float, float]]:
     """IoU matrices ``(G, A)`` with thresholds: real boxes against the CPU preset's 3,069 anchors
     (ties between anchors included), one object no anchor covers well, and values on the thresholds."""
     config = RetinaNetConfig.cpu()
-    anchors = anchors_for_image(
-        (128, 128), pyramid_grid_sizes((128, 128)), config.anchor_sizes, config.aspect_ratios
-    )
+    anchors = anchors_for_config(config, (128, 128))  # (3069, 4) xyxy
     gen = torch.Generator().manual_seed(0)
     xy = torch.rand(6, 2, generator=gen) * 90
     boxes = torch.cat([xy, xy + 8 + torch.rand(6, 2, generator=gen) * 60], dim=1)  # (6, 4) xyxy
@@ -73,34 +70,53 @@ def check_matcher(matcher: Callable | None) -> Verdict:
     )
 
 
-def check_encode(encode: Callable | None) -> bool:
-    """Exercise 2: ``encode(box (4,), anchor (4,)) -> (4,)`` deltas (dx, dy, dw, dh), both xyxy."""
+def _encode_pairs() -> torch.Tensor:
+    """Six (box, anchor) pairs, ``(6, 2, 4)`` xyxy, of varied size and offset."""
     gen = torch.Generator().manual_seed(1)
     xy = torch.rand(6, 2, 2, generator=gen) * 60
-    pairs = torch.cat([xy, xy + 5 + torch.rand(6, 2, 2, generator=gen) * 50], dim=-1)  # (6, 2, 4)
-    coder = BoxCoder()
+    return torch.cat([xy, xy + 5 + torch.rand(6, 2, 2, generator=gen) * 50], dim=-1)
 
-    def is_right(fn: Callable) -> bool:
-        for box, anchor in pairs:
-            out = torch.as_tensor(fn(box.clone(), anchor.clone()), dtype=torch.float32)
-            if not torch.allclose(out, coder.encode(box, anchor), atol=1e-5):
-                return False
-        return True
 
-    return verdict(
+def check_encode(encode: Callable | None) -> Verdict:
+    """Exercise 2: ``encode(box (4,), anchor (4,)) -> (4,)`` deltas (dx, dy, dw, dh), both xyxy,
+    equal to ``BoxCoder().encode``."""
+    pairs = _encode_pairs()
+
+    def compare(results, expected):
+        for (box, anchor), got, want in zip(pairs, results, expected, strict=True):
+            box_, anchor_ = ([round(v, 1) for v in t.tolist()] for t in (box, anchor))
+            case = f"box {box_} and anchor {anchor_}"
+            problem = tensor_problem(got, want, f"for {case}, (dx, dy, dw, dh)", atol=1e-5)
+            if problem is not None:
+                return problem
+        return None
+
+    return judge(
         "encode",
         encode,
-        is_right,
+        lambda: [BoxCoder().encode(box, anchor) for box, anchor in pairs],
+        lambda fn: [
+            torch.as_tensor(fn(box.clone(), anchor.clone()), dtype=torch.float32) for box, anchor in pairs
+        ],
+        compare,
         "dx = (x - xa) / wa and dy = (y - ya) / ha use the centres; dw = log(w / wa), dh = log(h / ha)",
     )
 
 
-def check_max_width_growth(answer: float | None) -> bool:
+def check_max_width_growth(answer: float | None) -> Verdict:
     """Exercise 3: the largest factor by which decoding can make a box wider than its anchor."""
-    truth = math.exp(BBOX_XFORM_CLIP)  # 1000 / 16
-    return verdict(
+
+    def reference() -> float:
+        # decode an absurdly large dw against a 1-pixel-wide anchor: the width that comes out is the factor
+        anchor = torch.tensor([[0.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
+        box = BoxCoder().decode(torch.tensor([[0.0, 0.0, 1e3, 0.0]], dtype=torch.float64), anchor)
+        return float(box[0, 2] - box[0, 0])  # exp(BBOX_XFORM_CLIP) = 1000 / 16
+
+    return judge(
         "max_width_growth",
         answer,
-        lambda a: math.isclose(float(a), truth, rel_tol=1e-4),
+        reference,
+        float,
+        lambda got, expected: number_problem(got, expected, rel_tol=1e-4),
         "decoding clamps dw at BBOX_XFORM_CLIP before exp(); the width is exp(dw) · anchor width",
     )

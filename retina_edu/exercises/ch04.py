@@ -1,4 +1,7 @@
-"""Checks for the exercises of ``04_backbone_and_fpn``: pyramid sizes, FPN parameters, P6/P7 anchors."""
+"""Checks for the exercises of ``04_backbone_and_fpn``: pyramid sizes, FPN parameters, P6/P7 anchors.
+
+Each check returns a ``Verdict`` (see ``retina_edu.exercises``): the reference is computed with the
+package first (a trunk and an FPN on the meta device), outside the guard, then the learner's answer."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import torch
 from retina_edu.anchors import anchors_for_grid, cell_anchors
 from retina_edu.backbone import SmallTrunk
 from retina_edu.config import RetinaNetConfig
-from retina_edu.exercises import verdict
+from retina_edu.exercises import Verdict, judge, number_problem
 from retina_edu.fpn import FPN
 
 # Odd sizes on purpose: the trunk rounds every halving up.
@@ -33,34 +36,48 @@ def pyramid_sizes_of_network(height: int, width: int) -> list[tuple[int, int]]:
     return [tuple(p.shape[-2:]) for p in pyramid]
 
 
-def check_pyramid_sizes(pyramid_sizes: Callable[[int, int], list[tuple[int, int]]]) -> bool:
+def check_pyramid_sizes(pyramid_sizes: Callable[[int, int], list[tuple[int, int]]] | None) -> Verdict:
     """``pyramid_sizes(h, w)`` must give the P3 … P7 sizes of the network for several inputs."""
 
-    def is_right(fn) -> bool:
-        return all(
-            [tuple(int(v) for v in s) for s in fn(h, w)] == pyramid_sizes_of_network(h, w)
-            for h, w in SIZES_TO_CHECK
-        )
+    def compare(results, expected):
+        for (h, w), got, want in zip(SIZES_TO_CHECK, results, expected, strict=True):
+            if got != want:
+                return f"for a {h} × {w} input you gave {got}, the network makes {want}"
+        return None
 
-    hint = "halve with rounding up: the stem gives ceil(n/2), then every stage ceil again; P3 is stride 8"
-    return verdict("pyramid_sizes", pyramid_sizes, is_right, hint)
-
-
-def check_fpn_parameter_count(fpn_parameter_count: Callable[[tuple, int, str], int]) -> bool:
-    """``fpn_parameter_count(in_channels, channels, p6_input)`` must equal the package FPN's count."""
-
-    def is_right(fn) -> bool:
-        for in_channels, channels, p6_input in FPN_CONFIGS:
-            expected = sum(p.numel() for p in FPN(in_channels, channels, p6_input).parameters())
-            if int(fn(in_channels, channels, p6_input)) != expected:
-                return False
-        return True
-
-    hint = (
-        "a k×k conv from c_in to c_out has k·k·c_in·c_out weights and c_out biases; the FPN has three "
-        "1×1 laterals, three 3×3 smoothing convs, a 3×3 P6 conv (input C5 or P5) and a 3×3 P7 conv"
+    return judge(
+        "pyramid_sizes",
+        pyramid_sizes,
+        lambda: [pyramid_sizes_of_network(h, w) for h, w in SIZES_TO_CHECK],
+        lambda fn: [[tuple(int(v) for v in s) for s in fn(h, w)] for h, w in SIZES_TO_CHECK],
+        compare,
+        "halve with rounding up: the stem gives ceil(n/2), then every stage ceil again; P3 is stride 8",
     )
-    return verdict("fpn_parameter_count", fpn_parameter_count, is_right, hint)
+
+
+def check_fpn_parameter_count(fpn_parameter_count: Callable[[tuple, int, str], int] | None) -> Verdict:
+    """``fpn_parameter_count(in_channels, channels, p6_input)`` must equal the package FPN's count."""
+    described = [f"in_channels {c_in}, {c} channels, P6 from {p6}" for c_in, c, p6 in FPN_CONFIGS]
+
+    def reference():
+        with torch.device("meta"):  # shapes only: no memory for the paper's 2048-channel convs
+            return [sum(p.numel() for p in FPN(*config).parameters()) for config in FPN_CONFIGS]
+
+    def compare(results, expected):
+        for case, got, want in zip(described, results, expected, strict=True):
+            if got != want:
+                return f"for {case} you counted {got:,}, the package's FPN has {want:,}"
+        return None
+
+    return judge(
+        "fpn_parameter_count",
+        fpn_parameter_count,
+        reference,
+        lambda fn: [int(fn(*config)) for config in FPN_CONFIGS],
+        compare,
+        "a k×k conv from c_in to c_out has k·k·c_in·c_out weights and c_out biases; the FPN has three "
+        "1×1 laterals, three 3×3 smoothing convs, a 3×3 P6 conv (input C5 or P5) and a 3×3 P7 conv",
+    )
 
 
 def p6_p7_anchor_count(image_size: int = 800) -> int:
@@ -74,7 +91,13 @@ def p6_p7_anchor_count(image_size: int = 800) -> int:
     return total
 
 
-def check_p6_p7_anchor_count(answer: int | None) -> bool:
+def check_p6_p7_anchor_count(answer: int | None) -> Verdict:
     """The number of P6 and P7 anchors for an 800 × 800 image with the paper's preset."""
-    hint = "P6 has stride 64, P7 stride 128; the grid side is ceil(800 / stride); 9 anchors per position"
-    return verdict("p6_p7_anchors", answer, lambda a: int(a) == p6_p7_anchor_count(), hint)
+    return judge(
+        "p6_p7_anchors",
+        answer,
+        p6_p7_anchor_count,
+        int,
+        number_problem,
+        "P6 has stride 64, P7 stride 128; the grid side is ceil(800 / stride); 9 anchors per position",
+    )

@@ -1,15 +1,17 @@
 """Checks for the exercises of ``06_focal_loss``: the focal loss itself, the focal loss against
-cross-entropy, and its gradient."""
+cross-entropy, and its gradient.
+
+Each check returns a ``Verdict`` (see ``retina_edu.exercises``): the reference is computed with the
+package first, outside the guard, then the learner's answer on the same cases."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from retina_edu.exercises import Verdict, judge, tensor_problem, verdict
+from retina_edu.exercises import Verdict, judge, number_problem, tensor_problem
 from retina_edu.losses import sigmoid_focal_loss
 
 
@@ -22,46 +24,78 @@ def focal_over_ce(p_t: float, gamma: float) -> float:
     return (fl / ce).item()
 
 
-def check_reduction_gamma5(answer: float | None) -> bool:
+def check_reduction_gamma5(answer: float | None) -> Verdict:
     """CE / FL at p_t = 0.9 with γ = 5 (1e5)."""
+    return judge(
+        "reduction_gamma5",
+        answer,
+        lambda: 1 / focal_over_ce(0.9, 5.0),
+        float,
+        lambda got, expected: number_problem(got, expected, rel_tol=1e-3),
+        "FL / CE is the modulating factor (1 - p_t)^γ; CE / FL is its inverse",
+    )
 
-    def is_right(a) -> bool:
-        return math.isclose(float(a), 1 / focal_over_ce(0.9, 5.0), rel_tol=1e-3)
 
-    hint = "FL / CE is the modulating factor (1 - p_t)^γ; CE / FL is its inverse"
-    return verdict("reduction_gamma5", answer, is_right, hint)
+def p_t_where_focal_is(ratio: float, gamma: float) -> float:
+    """The p_t at which FL / CE (no α) equals ``ratio``: bisection on the package's loss, which
+    falls as p_t grows. For ratio 0.1 and γ = 2 it is 1 − √0.1 ≈ 0.684."""
+    low, high = 1e-9, 1 - 1e-9
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if focal_over_ce(middle, gamma) > ratio else (low, middle)
+    return (low + high) / 2
 
 
-def check_p_t_for_10x(answer: float | None) -> bool:
+def check_p_t_for_10x(answer: float | None) -> Verdict:
     """The p_t at which FL (γ = 2, no α) is ten times lower than CE: 1 − √0.1 ≈ 0.684."""
 
-    def is_right(a) -> bool:
-        a = float(a)
-        return 0 < a < 1 and math.isclose(focal_over_ce(a, 2.0), 0.1, rel_tol=1e-2)
+    def compare(got: float, expected: float) -> str | None:
+        if not 0 < got < 1:
+            return f"you gave {got:g}: p_t is a probability, between 0 and 1"
+        # within 1e-3 of p_t, FL / CE = (1 - p_t)^2 is within 1 % of 1/10
+        return number_problem(got, expected, abs_tol=1e-3)
 
-    hint = "solve (1 - p_t)^2 = 1/10 for p_t"
-    return verdict("p_t_for_10x", answer, is_right, hint)
+    return judge(
+        "p_t_for_10x",
+        answer,
+        lambda: p_t_where_focal_is(0.1, 2.0),
+        float,
+        compare,
+        "solve (1 - p_t)^2 = 1/10 for p_t",
+    )
 
 
-def check_focal_gradient(focal_gradient: Callable[[Tensor, Tensor, float], Tensor]) -> bool:
+FOCAL_GAMMAS = (0.0, 0.5, 1.0, 2.0, 5.0)
+
+
+def check_focal_gradient(focal_gradient: Callable[[Tensor, Tensor, float], Tensor] | None) -> Verdict:
     """``focal_gradient(x, y, gamma)`` must equal dFL/dx from autograd through the package (no α)."""
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(40, 3, generator=generator, dtype=torch.float64) * 4
-    y = (torch.rand(40, 3, generator=generator) < 0.3).double()
+    x = torch.randn(40, 3, generator=generator, dtype=torch.float64) * 4  # (N, K) logits
+    y = (torch.rand(40, 3, generator=generator) < 0.3).double()  # (N, K) targets
 
-    def is_right(fn) -> bool:
-        for gamma in (0.0, 0.5, 1.0, 2.0, 5.0):
+    def reference():
+        grads = []
+        for gamma in FOCAL_GAMMAS:
             xg = x.clone().requires_grad_()
-            (expected,) = torch.autograd.grad(sigmoid_focal_loss(xg, y, None, gamma).sum(), xg)
-            got = fn(x.clone(), y.clone(), gamma)
-            if not isinstance(got, Tensor) or got.shape != x.shape:
-                return False
-            if not torch.allclose(got.double(), expected, rtol=1e-4, atol=1e-6):
-                return False
-        return True
+            grads.append(torch.autograd.grad(sigmoid_focal_loss(xg, y, None, gamma).sum(), xg)[0])
+        return grads
 
-    hint = "p = sigmoid(x); p_t = p for y = 1, 1 - p for y = 0; y± = 2y - 1; then the formula as written"
-    return verdict("focal_gradient", focal_gradient, is_right, hint)
+    def compare(results, expected):
+        for gamma, got, want in zip(FOCAL_GAMMAS, results, expected, strict=True):
+            problem = tensor_problem(got, want, f"with gamma={gamma}, dFL/dx", rtol=1e-4, atol=1e-6)
+            if problem is not None:
+                return problem
+        return None
+
+    return judge(
+        "focal_gradient",
+        focal_gradient,
+        reference,
+        lambda fn: [fn(x.clone(), y.clone(), gamma) for gamma in FOCAL_GAMMAS],
+        compare,
+        "p = sigmoid(x); p_t = p for y = 1, 1 - p for y = 0; y± = 2y - 1; then the formula as written",
+    )
 
 
 FOCAL_SETTINGS = [(0.25, 2.0), (None, 2.0), (0.25, 0.0), (0.75, 0.0), (0.5, 0.5), (0.25, 5.0)]  # (α, γ)

@@ -1,21 +1,23 @@
 """Checks for the exercises of ``07_training``: the RetinaNet loss of a batch, epochs of the CPU
-preset, the paper's learning-rate schedule, one training step."""
+preset, the paper's learning-rate schedule, one training step.
+
+Each check returns a ``Verdict`` (see ``retina_edu.exercises``): the reference is computed with the
+package first, outside the guard, then the learner's answer on the same cases."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
 from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 
-from retina_edu.anchors import anchors_for_image, pyramid_grid_sizes
+from retina_edu.anchors import anchors_for_config
 from retina_edu.config import RetinaNetConfig
-from retina_edu.data import ensure_synthetic_dataset
-from retina_edu.exercises import Verdict, judge, tensor_problem, verdict
+from retina_edu.data import load_split
+from retina_edu.exercises import Verdict, judge, number_problem, tensor_problem, values_problem
 from retina_edu.model import RetinaNet
 from retina_edu.train import TrainConfig, lr_factor
 
@@ -30,33 +32,31 @@ PAPER_STEPS_TO_CHECK = (0, 1_000, 59_999, 60_000, 70_000, 79_999, 80_000, 89_999
 def default_epochs() -> float:
     """Epochs that the default ``TrainConfig()`` makes over the synthetic training split."""
     cfg = TrainConfig()
-    num_images = len(json.loads(ensure_synthetic_dataset()["train"].read_text())["images"])
-    return cfg.steps / (num_images // cfg.batch_size)  # an epoch drops the last partial batch
+    return cfg.steps / (len(load_split("train")) // cfg.batch_size)  # an epoch drops the last partial batch
 
 
-def check_epochs(answer: float | None) -> bool:
+def check_epochs(answer: float | None) -> Verdict:
     """Exercise 1: how many epochs the default CPU training run makes."""
-    return verdict(
+    return judge(
         "epochs",
         answer,
-        lambda a: math.isclose(float(a), default_epochs(), rel_tol=1e-3),
+        default_epochs,
+        float,
+        lambda got, expected: number_problem(got, expected, rel_tol=1e-3),
         "an epoch is len(train_set) // batch_size steps (batch_indices drops the last partial batch)",
     )
 
 
-def check_paper_lr(fn: Callable | None) -> bool:
+def check_paper_lr(fn: Callable | None) -> Verdict:
     """Exercise 2: ``fn(step)`` is the paper's learning rate at ``step``."""
-
-    def is_right(fn: Callable) -> bool:
-        return all(
-            math.isclose(float(fn(step)), PAPER_TRAIN.lr * lr_factor(step, PAPER_TRAIN), rel_tol=1e-6)
-            for step in PAPER_STEPS_TO_CHECK
-        )
-
-    return verdict(
+    return judge(
         "paper_lr",
         fn,
-        is_right,
+        lambda: [PAPER_TRAIN.lr * lr_factor(step, PAPER_TRAIN) for step in PAPER_STEPS_TO_CHECK],
+        lambda fn: [fn(step) for step in PAPER_STEPS_TO_CHECK],
+        lambda got, expected: values_problem(
+            got, expected, [f"step {step:,}" for step in PAPER_STEPS_TO_CHECK], rel_tol=1e-6
+        ),
         "0.01 until step 60,000, then 0.001 until step 80,000, then 0.0001 (no warm-up)",
     )
 
@@ -98,39 +98,58 @@ def reference_train_step(model, optimizer, images, targets, max_norm: float) -> 
     return float(loss.item())
 
 
-def check_train_step(fn: Callable | None) -> bool:
-    """Exercise 3: ``fn(model, optimizer, images, targets, max_norm) -> loss`` does one full step."""
+TRAIN_STEPS = 2  # two steps: gradients must not pile up from one step to the next
 
-    def is_right(fn: Callable) -> bool:
-        with one_thread():
-            return _same_as_reference(fn)
 
-    return verdict(
+def _sgd(model: RetinaNet) -> torch.optim.Optimizer:
+    # SGD, not Adam: Adam's step hardly depends on the gradient's scale, so clipping would not show.
+    return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+
+def _run_steps(step: Callable, model: RetinaNet) -> tuple[list[float], list[Tensor]]:
+    """``TRAIN_STEPS`` calls of ``step`` on ``model`` with SGD: the losses returned, the weights after."""
+    optimizer = _sgd(model)
+    images, targets = _tiny_batch()
+    with one_thread():
+        losses = [float(step(model, optimizer, images, targets, 0.5)) for _ in range(TRAIN_STEPS)]
+    return losses, [p.detach() for p in model.parameters()]
+
+
+def check_train_step(fn: Callable | None) -> Verdict:
+    """Exercise 3: ``fn(model, optimizer, images, targets, max_norm) -> loss`` does one full step:
+    two steps of ``fn`` and of ``reference_train_step`` on copies of a tiny model give the same
+    losses and the same weights."""
+    start: dict[str, RetinaNet] = {}
+
+    def reference():
+        with torch.random.fork_rng(devices=[]):  # a new model draws weights: keep the caller's RNG
+            torch.manual_seed(0)
+            model = RetinaNet(TINY).train()
+        start["model"] = copy.deepcopy(model)  # the learner's steps start from the same weights
+        return _run_steps(reference_train_step, model)
+
+    def compare(result, expected):
+        (losses, weights), (want_losses, want_weights) = result, expected
+        for i, (got, want) in enumerate(zip(losses, want_losses, strict=True), start=1):
+            if not math.isclose(got, want, rel_tol=1e-5):
+                return f"step {i} returned loss {got:.6g}, expected {want:.6g}"
+        names = [name for name, _ in start["model"].named_parameters()]
+        for name, got, want in zip(names, weights, want_weights, strict=True):
+            if not torch.allclose(got, want, rtol=1e-5, atol=1e-7):
+                return (
+                    f"after {TRAIN_STEPS} steps the weights differ from the reference's (largest difference "
+                    f"{(got - want).abs().max().item():.3g} in {name})"
+                )
+        return None
+
+    return judge(
         "train_step",
         fn,
-        is_right,
+        reference,
+        lambda fn: _run_steps(fn, start["model"]),
+        compare,
         "loss = sum(model(images, targets).values()); zero the gradients, backward, "
         "clip_grad_norm_(model.parameters(), max_norm), optimizer.step(); return loss.item()",
-    )
-
-
-def _same_as_reference(fn: Callable) -> bool:
-    """Two steps of ``fn`` and of the reference on copies of a tiny model: same losses, same weights."""
-    torch.manual_seed(0)
-    ours = RetinaNet(TINY).train()
-    theirs = copy.deepcopy(ours)
-    # SGD, not Adam: Adam's step hardly depends on the gradient's scale, so clipping would not show.
-    opt_ours = torch.optim.SGD(ours.parameters(), lr=0.05, momentum=0.9)
-    opt_theirs = torch.optim.SGD(theirs.parameters(), lr=0.05, momentum=0.9)
-    images, targets = _tiny_batch()
-    for _ in range(2):  # two steps: gradients must not pile up from one step to the next
-        expected = reference_train_step(ours, opt_ours, images, targets, max_norm=0.5)
-        got = fn(theirs, opt_theirs, images, targets, 0.5)
-        if not math.isclose(float(got), expected, rel_tol=1e-5):
-            return False
-    return all(
-        torch.allclose(p, q, rtol=1e-5, atol=1e-7)
-        for p, q in zip(ours.parameters(), theirs.parameters(), strict=True)
     )
 
 
@@ -141,7 +160,7 @@ LOSS_SETTINGS = [(0.25, 2.0), (0.75, 0.0)]
 def _loss_case() -> tuple[Tensor, Tensor, Tensor, list[dict]]:
     """Random outputs of TINY's 64-pixel anchors for 3 images: one object, three objects (one so small
     that only the low-quality rule matches it), and no object at all."""
-    anchors = anchors_for_image((64, 64), pyramid_grid_sizes((64, 64)), TINY.anchor_sizes, TINY.aspect_ratios)
+    anchors = anchors_for_config(TINY, (64, 64))  # (N, 4) xyxy
     gen = torch.Generator().manual_seed(0)
     class_logits = torch.randn(3, len(anchors), TINY.num_classes, generator=gen) * 2 - 3  # (B, N, K)
     box_deltas = torch.randn(3, len(anchors), 4, generator=gen) * 0.2  # (B, N, 4)

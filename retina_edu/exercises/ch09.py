@@ -1,5 +1,8 @@
 """Checks for the exercises of ``09_coco_evaluation``: AP from a ranking, COCO area ranges, reading
-pycocotools' precision array."""
+pycocotools' precision array.
+
+Each check returns a ``Verdict`` (see ``retina_edu.exercises``): the reference is computed first
+(``reference_ap_101`` is tested against pycocotools), outside the guard, then the learner's answer."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import Params
 
 from retina_edu.evaluate import CocoEvalResult, coco_evaluate
-from retina_edu.exercises import verdict
+from retina_edu.exercises import Verdict, judge, values_problem
 
 RECALL_LEVELS = np.linspace(0.0, 1.0, 101)  # COCO's recall thresholds 0, 0.01, …, 1
 
@@ -51,19 +54,19 @@ def _ap_cases() -> list[tuple[list[bool], int]]:
     return cases
 
 
-def check_ap_101(fn: Callable | None) -> bool:
+def check_ap_101(fn: Callable | None) -> Verdict:
     """Exercise 1: ``fn(is_tp, num_gt)`` is COCO's 101-point AP."""
-
-    def is_right(fn: Callable) -> bool:
-        return all(
-            math.isclose(float(fn(list(flags), num_gt)), reference_ap_101(flags, num_gt), abs_tol=1e-9)
-            for flags, num_gt in _ap_cases()
-        )
-
-    return verdict(
+    cases = _ap_cases()
+    described = [
+        f"{len(flags)} detections ({sum(flags)} true positives) of {num_gt} objects"
+        for flags, num_gt in cases
+    ]
+    return judge(
         "ap_101",
         fn,
-        is_right,
+        lambda: [reference_ap_101(flags, num_gt) for flags, num_gt in cases],
+        lambda fn: [fn(list(flags), num_gt) for flags, num_gt in cases],
+        lambda got, expected: values_problem(got, expected, described, abs_tol=1e-9),
         "cumulative TP and FP give precision and recall after each detection; make precision "
         "non-increasing from the right, read it at the first rank reaching recall 0, 0.01, ..., 1 "
         "(0 where recall never gets there), and average the 101 values",
@@ -88,13 +91,23 @@ def area_range(area: float) -> str:
     raise ValueError(f"area {area} outside every range")
 
 
-def check_area_ranges(answer: Sequence[str] | None) -> bool:
+def check_area_ranges(answer: Sequence[str] | None) -> Verdict:
     """Exercise 2: the area range of each of the four objects."""
-    truth = tuple(area_range(a) for a in EXERCISE_AREAS)  # ("small", "medium", "small", "large")
-    return verdict(
+
+    def compare(got, expected):
+        if len(got) != len(expected):
+            return f"give one range per object, (a) to (d): {len(expected)} names, you gave {len(got)}"
+        for letter, name, want in zip("abcd", got, expected, strict=True):
+            if name != want:
+                return f"object ({letter}) is not {name!r}"
+        return None
+
+    return judge(
         "area_ranges",
         answer,
-        lambda a: tuple(str(x).strip().lower() for x in a) == truth,
+        lambda: tuple(area_range(a) for a in EXERCISE_AREAS),  # ("small", "medium", "small", "large")
+        lambda a: tuple(str(x).strip().lower() for x in a),
+        compare,
         "compute each object's own area (a circle is pi r², a cross two bars minus their overlap) "
         "and compare it with 32² = 1024 and 96² = 9216",
     )
@@ -132,22 +145,27 @@ def _small_eval() -> CocoEvalResult:
     return coco_evaluate(gt, results, verbose=False)
 
 
-def check_ap_at(fn: Callable | None) -> bool:
+AP_AT_CASES = [(category_id, iou) for category_id in (1, 2) for iou in (0.5, 0.7, 0.75, 0.85)]
+
+
+def check_ap_at(fn: Callable | None) -> Verdict:
     """Exercise 3: ``fn(coco_eval, category_id, iou)`` reads AP at one IoU from the precision array."""
+    made: dict[str, CocoEvalResult] = {}
 
-    def is_right(fn: Callable) -> bool:
-        evaluation = _small_eval()
-        for category_id in (1, 2):
-            for iou in (0.5, 0.7, 0.75, 0.85):
-                truth = evaluation.precision_recall(category_id=category_id, iou=iou)[1].mean()
-                if not math.isclose(float(fn(evaluation.coco_eval, category_id, iou)), truth, abs_tol=1e-9):
-                    return False
-        return True
+    def reference():
+        made["evaluation"] = evaluation = _small_eval()
+        return [
+            float(evaluation.precision_recall(category_id=c, iou=iou)[1].mean()) for c, iou in AP_AT_CASES
+        ]
 
-    return verdict(
+    return judge(
         "ap_at",
         fn,
-        is_right,
+        reference,
+        lambda fn: [fn(made["evaluation"].coco_eval, c, iou) for c, iou in AP_AT_CASES],
+        lambda got, expected: values_problem(
+            got, expected, [f"category {c} at IoU {iou}" for c, iou in AP_AT_CASES], abs_tol=1e-9
+        ),
         "precision has shape (T, R, K, A, M): pick t with np.isclose(params.iouThrs, iou), "
         "k = params.catIds.index(category_id), area 0 ('all'), the last M (100 detections), "
         "and average over the R = 101 recall levels",
