@@ -9,6 +9,8 @@ Built from the repository root so that the README is the front page and the note
 they are: ``sphinx-build -b html -c docs . docs/_build/html`` (tools/site_check.py checks the result).
 """
 
+import json
+import re
 import shutil
 from importlib.resources import files
 from pathlib import Path
@@ -32,6 +34,7 @@ suppress_warnings = ["myst.header"]
 html_theme = "sphinx_book_theme"
 html_title = "retina_edu: RetinaNet from scratch"
 html_theme_options = {
+    "navbar_persistent": [],  # one search box, the sidebar's: not a second one in the header bar
     "show_toc_level": 2,
     "use_download_button": False,
     "use_fullscreen_button": False,
@@ -61,5 +64,28 @@ def _copy_mathjax(app, exception):
         )
 
 
+# nbval's markers (`# NBVAL_CHECK_OUTPUT`, `# NBVAL_IGNORE_OUTPUT`, ...) open the code cells they
+# mark; they tell the test run what to compare and mean nothing to a reader, so the pages leave them out.
+NBVAL_MARKER = re.compile(r"#\s*NBVAL_[A-Z_]+[^\S\n]*(\n|$)")
+
+
+def hide_nbval_markers(source: str) -> str:
+    """A notebook's JSON text with the nbval marker lines removed from the top of its code cells."""
+    notebook = json.loads(source)
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            while (marker := NBVAL_MARKER.match(text)) is not None:
+                text = text[marker.end() :]
+            cell["source"] = text
+    return json.dumps(notebook)
+
+
+def _hide_nbval_markers(app, docname, content):
+    if str(app.env.doc2path(docname)).endswith(".ipynb"):
+        content[0] = hide_nbval_markers(content[0])
+
+
 def setup(app):
+    app.connect("source-read", _hide_nbval_markers)
     app.connect("build-finished", _copy_mathjax)

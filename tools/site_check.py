@@ -4,8 +4,9 @@ would meet it (`make site-check`, after `make site`).
 For each HTML page: it loads (HTTP 200 from a local server), no console error or uncaught
 exception, no request leaves this machine (the site must work offline), every image has decoded
 (``naturalWidth > 0``), every math element is typeset by MathJax without a TeX error, and every
-link to another page of the site (and its ``#anchor``) resolves. Each page is also saved as a
-screenshot under ``--shots`` to look at.
+link to another page of the site (and its ``#anchor``) resolves, no code block shows nbval's
+``# NBVAL_...`` markers, and one search field is shown. Each page is also saved as a screenshot
+under ``--shots`` to look at.
 
 The browser is Debian's ``chromium-headless-shell`` (``apt-get install chromium-headless-shell``),
 driven by the ``playwright`` Python package with ``executable_path``: playwright's own browser
@@ -43,6 +44,11 @@ PAGE_STATE = """async () => {
     links: [...document.querySelectorAll('a[href]')].map(a => a.href),
     ids: [...document.querySelectorAll('[id]')].map(e => e.id),
     title: document.title,
+    nbvalMarkers: [...document.querySelectorAll('.cell_input pre')].filter(e => /NBVAL_/.test(e.textContent))
+                    .length,
+    searchFields: [...document.querySelectorAll('.search-button-field, input[type=search]')]
+                    .filter(e => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden')
+                    .length,
   };
 }"""
 
@@ -129,6 +135,10 @@ def check_site(site: Path, browser: str, shots: Path | None) -> list[str]:
                 seen += [f"image not decoded: {i['src']}" for i in state["images"] if i["width"] == 0]
                 seen += [f"TeX error: {t}" for t in state["texErrors"]]
                 seen += [f"math not typeset: {t!r}" for t in state["rawTex"]]
+                if state["nbvalMarkers"]:
+                    seen.append(f"{state['nbvalMarkers']} code blocks show nbval's NBVAL_ markers")
+                if state["searchFields"] != 1:
+                    seen.append(f"{state['searchFields']} search fields on the page, expected one")
                 if state["math"] and not state["typeset"]:
                     seen.append(f"{state['math']} math elements, none typeset (MathJax not loaded?)")
                 ids[name] = set(state["ids"])
