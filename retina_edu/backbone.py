@@ -15,10 +15,12 @@ from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from retina_edu.config import Backbone, TrunkNorm
+
 RESNET_DEPTHS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101}
 
 
-def norm_layer_for(trunk_norm: str) -> Callable[[int], nn.Module]:
+def norm_layer_for(trunk_norm: TrunkNorm) -> Callable[[int], nn.Module]:
     """``"batch"`` → ``nn.BatchNorm2d``; ``"frozen"`` → ``FrozenBatchNorm2d`` (fixed statistics)."""
     return FrozenBatchNorm2d if trunk_norm == "frozen" else nn.BatchNorm2d
 
@@ -30,7 +32,7 @@ class ResNetTrunk(nn.Module):
     ImageNet or COCO checkpoints load with ``load_state_dict``.
     """
 
-    def __init__(self, name: str = "resnet50", trunk_norm: str = "batch") -> None:
+    def __init__(self, name: str = "resnet50", trunk_norm: TrunkNorm = "batch") -> None:
         super().__init__()
         resnet = getattr(torchvision.models, name)(weights=None, norm_layer=norm_layer_for(trunk_norm))
         self.conv1, self.bn1, self.relu, self.maxpool = (
@@ -74,7 +76,7 @@ class SmallTrunk(nn.Module):
     """
 
     def __init__(
-        self, channels: tuple[int, int, int, int] = (32, 64, 128, 256), trunk_norm: str = "batch"
+        self, channels: tuple[int, int, int, int] = (32, 64, 128, 256), trunk_norm: TrunkNorm = "batch"
     ) -> None:
         super().__init__()
         norm = norm_layer_for(trunk_norm)
@@ -102,7 +104,11 @@ class SmallTrunk(nn.Module):
         return c3, c4, c5
 
 
-def build_trunk(backbone: str, trunk_norm: str = "batch", small_channels=(32, 64, 128, 256)) -> nn.Module:
+def build_trunk(
+    backbone: Backbone,
+    trunk_norm: TrunkNorm = "batch",
+    small_channels: tuple[int, int, int, int] = (32, 64, 128, 256),
+) -> nn.Module:
     """The trunk a config names: a torchvision ResNet or the ``SmallTrunk``."""
     if backbone == "small":
         return SmallTrunk(small_channels, trunk_norm)

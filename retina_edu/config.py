@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 PRIOR_PROB = 0.01  # π, §4.1 "Initialization"
 FOCAL_ALPHA = 0.25  # α, §5.1 / Table 1b
@@ -23,9 +24,27 @@ FG_IOU_THRESH = 0.5  # §4 "Anchors": IoU >= 0.5 is foreground
 BG_IOU_THRESH = 0.4  # §4 "Anchors": IoU in [0, 0.4) is background
 SCALES = (2**0, 2 ** (1 / 3), 2 ** (2 / 3))  # §4 "Anchors": three scales per octave
 ASPECT_RATIOS = (0.5, 1.0, 2.0)  # §4 "Anchors": {1:2, 1:1, 2:1}, as height / width
+SMOOTH_L1_BETA = 0.1  # Detectron's RetinaNet (the paper names no β)
+SCORE_THRESH = 0.05  # §4.1 "Inference": "after thresholding detector confidence at 0.05"
+TOPK_CANDIDATES = 1000  # §4.1 "Inference": "at most 1k top-scoring predictions per FPN level"
+NMS_THRESH = 0.5  # §4.1 "Inference": "non-maximum suppression with a threshold of 0.5"
+DETECTIONS_PER_IMG = 100  # COCO scores at most 100 detections per image
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+
+Backbone = Literal["resnet18", "resnet34", "resnet50", "resnet101", "small"]
+TrunkNorm = Literal["batch", "frozen"]
+P6Input = Literal["C5", "P5"]
+HeadNorm = Literal["none", "group"]
+BoxLoss = Literal["smooth_l1", "l1"]
+CHOICES = {  # the config fields that take one of a few names, and their allowed names
+    "backbone": Backbone,
+    "trunk_norm": TrunkNorm,
+    "p6_input": P6Input,
+    "head_norm": HeadNorm,
+    "box_loss": BoxLoss,
+}
 
 QUICK_ENV = "RETINA_EDU_QUICK"  # "1" under `make test`: the notebooks' long cells do less
 
@@ -48,31 +67,23 @@ def anchor_sizes_per_level(
     return tuple(tuple(float(b * s) for s in scales) for b in base_sizes)
 
 
-def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float:
-    """The factor that brings an image's shorter side to ``min_size``, or less if its longer side
-    would then pass ``max_size``: the paper's "scale" is the shorter edge, 800 px by default.
-    Used by the model's own transform and by ``retina_edu.data.Resize``."""
-    return min(min_size / min(height, width), max_size / max(height, width))
-
-
 @dataclass(frozen=True)
 class RetinaNetConfig:
     """All settings of a RetinaNet. Use a preset and ``replace`` what you want to change."""
 
     num_classes: int = 80  # foreground classes only; labels are 0..K-1
-    # Backbone: "resnet18" | "resnet34" | "resnet50" | "resnet101" | "small"
-    backbone: str = "resnet50"
+    backbone: Backbone = "resnet50"
     small_trunk_channels: tuple[int, int, int, int] = (32, 64, 128, 256)  # strides 4, 8, 16, 32
     # Batch norm in the trunk: "batch" trains its statistics; "frozen" uses fixed statistics and
     # affine parameters (torchvision does this when it loads ImageNet or COCO weights).
-    trunk_norm: str = "batch"
+    trunk_norm: TrunkNorm = "batch"
     # FPN (§3 and §4 "Feature Pyramid Network Backbone")
     fpn_channels: int = 256
     # Where P6 comes from: the paper computes it from C5; torchvision's first RetinaNet from P5.
-    p6_input: str = "C5"
+    p6_input: P6Input = "C5"
     # Class and box subnets (§4 "Classification Subnet", "Box Regression Subnet")
     head_convs: int = 4
-    head_norm: str = "none"  # "none" (paper) or "group" (GroupNorm, 32 groups; trains faster)
+    head_norm: HeadNorm = "none"  # "none" (paper) or "group" (GroupNorm, 32 groups; trains faster)
     prior_prob: float = PRIOR_PROB
     # Anchors: side lengths per level (P3..P7) and aspect ratios h/w
     anchor_sizes: tuple[tuple[float, ...], ...] = anchor_sizes_per_level((32, 64, 128, 256, 512))
@@ -84,8 +95,8 @@ class RetinaNetConfig:
     # Losses
     focal_alpha: float | None = FOCAL_ALPHA  # None: no α weighting
     focal_gamma: float = FOCAL_GAMMA
-    box_loss: str = "smooth_l1"  # "smooth_l1" (paper) | "l1" (torchvision)
-    smooth_l1_beta: float = 0.1
+    box_loss: BoxLoss = "smooth_l1"  # "smooth_l1" (paper) | "l1" (torchvision)
+    smooth_l1_beta: float = SMOOTH_L1_BETA
     # Image transform: resize the shorter side to min_size unless the longer one passes max_size,
     # normalise, pad the batch to a multiple of size_divisible.
     min_size: int = 800
@@ -94,10 +105,10 @@ class RetinaNetConfig:
     image_mean: tuple[float, float, float] = IMAGENET_MEAN
     image_std: tuple[float, float, float] = IMAGENET_STD
     # Inference (§4.1 "Inference")
-    score_thresh: float = 0.05
-    topk_candidates: int = 1000  # per level
-    nms_thresh: float = 0.5
-    detections_per_img: int = 100
+    score_thresh: float = SCORE_THRESH
+    topk_candidates: int = TOPK_CANDIDATES  # per level
+    nms_thresh: float = NMS_THRESH
+    detections_per_img: int = DETECTIONS_PER_IMG
 
     @property
     def num_anchors_per_location(self) -> int:
@@ -109,14 +120,8 @@ class RetinaNetConfig:
         return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
-        choices = {
-            "backbone": ("resnet18", "resnet34", "resnet50", "resnet101", "small"),
-            "trunk_norm": ("batch", "frozen"),
-            "p6_input": ("C5", "P5"),
-            "head_norm": ("none", "group"),
-            "box_loss": ("smooth_l1", "l1"),
-        }
-        for name, allowed in choices.items():
+        for name, choice in CHOICES.items():
+            allowed = get_args(choice)
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.num_classes < 1:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from retina_edu.config import P6Input
+
 
 class FPN(nn.Module):
     """C3, C4, C5 → P3, P4, P5, P6, P7, each with ``channels`` channels and strides 8 … 128.
@@ -18,7 +20,9 @@ class FPN(nn.Module):
     ``p6_input="C5"`` is the paper's choice; ``"P5"`` is torchvision's first RetinaNet.
     """
 
-    def __init__(self, in_channels: tuple[int, int, int], channels: int = 256, p6_input: str = "C5") -> None:
+    def __init__(
+        self, in_channels: tuple[int, int, int], channels: int = 256, p6_input: P6Input = "C5"
+    ) -> None:
         super().__init__()
         self.p6_input = p6_input
         # lateral 1×1 convs bring C3..C5 to `channels`; 3×3 output convs smooth the sums

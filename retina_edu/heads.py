@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from retina_edu.config import PRIOR_PROB
+from retina_edu.config import PRIOR_PROB, HeadNorm
 
 
 def prior_bias(prior_prob: float = PRIOR_PROB) -> float:
@@ -36,7 +36,7 @@ class Subnet(nn.Module):
         num_anchors: int,
         outputs_per_anchor: int,
         num_convs: int = 4,
-        norm: str = "none",
+        norm: HeadNorm = "none",
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -74,7 +74,7 @@ class RetinaNetHead(nn.Module):
         num_anchors: int,
         num_classes: int,
         num_convs: int = 4,
-        norm: str = "none",
+        norm: HeadNorm = "none",
         prior_prob: float = PRIOR_PROB,
     ) -> None:
         super().__init__()

@@ -14,20 +14,25 @@ for which −log(p_t) = softplus(z) and 1 − p_t = sigmoid(z): no probability i
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from retina_edu.boxes import BoxCoder
+from retina_edu.config import FOCAL_ALPHA, FOCAL_GAMMA, SMOOTH_L1_BETA, BoxLoss
 from retina_edu.matching import IGNORED
+
+Reduction = Literal["none", "sum", "mean"]
 
 
 def sigmoid_focal_loss(
     logits: Tensor,
     targets: Tensor,
-    alpha: float | None = 0.25,
-    gamma: float = 2.0,
-    reduction: str = "none",
+    alpha: float | None = FOCAL_ALPHA,
+    gamma: float = FOCAL_GAMMA,
+    reduction: Reduction = "none",
 ) -> Tensor:
     """Focal loss FL(p_t) = −α_t (1 − p_t)^γ log(p_t), element-wise over any shape.
 
@@ -53,13 +58,15 @@ def sigmoid_focal_loss(
 
 
 def alpha_balanced_cross_entropy(
-    logits: Tensor, targets: Tensor, alpha: float | None = 0.25, reduction: str = "none"
+    logits: Tensor, targets: Tensor, alpha: float | None = FOCAL_ALPHA, reduction: Reduction = "none"
 ) -> Tensor:
     """CE_α(p_t) = −α_t log(p_t) (eq. 3): focal loss with γ = 0."""
     return sigmoid_focal_loss(logits, targets, alpha=alpha, gamma=0.0, reduction=reduction)
 
 
-def box_regression_loss(pred: Tensor, target: Tensor, kind: str = "smooth_l1", beta: float = 0.1) -> Tensor:
+def box_regression_loss(
+    pred: Tensor, target: Tensor, kind: BoxLoss = "smooth_l1", beta: float = SMOOTH_L1_BETA
+) -> Tensor:
     """Element-wise box loss between ``(F, 4)`` predicted and target deltas → ``(F, 4)``.
 
     ``"smooth_l1"`` (the paper's): 0.5 d² / β for |d| < β, else |d| − 0.5 β. ``"l1"``: |d|.
@@ -78,11 +85,12 @@ def retinanet_loss(
     matches: Tensor,
     gt_boxes: Tensor,
     gt_labels: Tensor,
+    *,
     box_coder: BoxCoder,
-    alpha: float | None = 0.25,
-    gamma: float = 2.0,
-    box_loss: str = "smooth_l1",
-    smooth_l1_beta: float = 0.1,
+    alpha: float | None = FOCAL_ALPHA,
+    gamma: float = FOCAL_GAMMA,
+    box_loss: BoxLoss = "smooth_l1",
+    smooth_l1_beta: float = SMOOTH_L1_BETA,
 ) -> dict[str, Tensor]:
     """The RetinaNet loss of a batch, every image at once.
 

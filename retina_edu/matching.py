@@ -14,14 +14,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from retina_edu.config import BG_IOU_THRESH, FG_IOU_THRESH
+
 BACKGROUND = -1  # IoU < bg threshold with every object: trained towards "no object"
 IGNORED = -2  # IoU between the thresholds: contributes no loss
 
 
 def match_anchors(
     iou: Tensor,
-    fg_iou_thresh: float = 0.5,
-    bg_iou_thresh: float = 0.4,
+    fg_iou_thresh: float = FG_IOU_THRESH,
+    bg_iou_thresh: float = BG_IOU_THRESH,
     allow_low_quality_matches: bool = True,
     num_gt: Tensor | None = None,
 ) -> Tensor:

@@ -14,71 +14,24 @@ int64}``, one per image. Unlike torchvision, matching and the loss run on the wh
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
 from retina_edu.anchors import anchors_for_image
 from retina_edu.backbone import build_trunk
-from retina_edu.boxes import BoxCoder, box_iou, check_boxes
-from retina_edu.config import RetinaNetConfig, resize_scale
+from retina_edu.boxes import BoxCoder, box_iou
+from retina_edu.config import RetinaNetConfig
 from retina_edu.fpn import FPN
 from retina_edu.heads import RetinaNetHead
 from retina_edu.losses import retinanet_loss
 from retina_edu.matching import match_anchors
 from retina_edu.postprocess import postprocess_detections
+from retina_edu.transform import batch_images, check_images, check_targets, normalize, resize, resize_boxes
 
-# Annotation tools round: a box may pass the image border by this much before it is an error.
-BORDER_TOLERANCE = 1.0  # pixels
-
-
-def check_images(images: Sequence[Tensor]) -> None:
-    """Raise ``ValueError`` unless every image is a finite float ``(3, H, W)`` tensor with H, W > 0."""
-    if len(images) == 0:
-        raise ValueError("got an empty batch: need at least one image")
-    for i, image in enumerate(images):
-        if not isinstance(image, Tensor):
-            raise ValueError(f"images[{i}] must be a torch.Tensor, got {type(image).__name__}")
-        if image.dim() != 3 or image.shape[0] != 3:
-            raise ValueError(f"images[{i}] must be (3, H, W), got {tuple(image.shape)}")
-        if image.shape[1] == 0 or image.shape[2] == 0:
-            raise ValueError(f"images[{i}] is empty: size {tuple(image.shape)}")
-        if not image.is_floating_point():
-            raise ValueError(f"images[{i}] must be float in [0, 1], got {image.dtype}")
-        if not torch.isfinite(image).all():
-            raise ValueError(f"images[{i}] contains NaN or infinite values")
-
-
-def check_targets(targets: Sequence[dict], images: Sequence[Tensor], num_classes: int) -> None:
-    """Raise ``ValueError`` unless each target has valid xyxy ``boxes`` inside its image and
-    ``labels`` in ``0..num_classes-1``."""
-    if len(targets) != len(images):
-        raise ValueError(f"got {len(images)} images but {len(targets)} targets")
-    for i, (target, image) in enumerate(zip(targets, images, strict=True)):
-        if not isinstance(target, dict) or "boxes" not in target or "labels" not in target:
-            raise ValueError(f"targets[{i}] must be a dict with 'boxes' and 'labels'")
-        boxes, labels = target["boxes"], target["labels"]
-        check_boxes(boxes, f"targets[{i}]['boxes']")
-        if not isinstance(labels, Tensor) or labels.shape != boxes.shape[:1]:
-            raise ValueError(f"targets[{i}]['labels'] must be a ({len(boxes)},) tensor")
-        if labels.dtype != torch.int64:
-            raise ValueError(f"targets[{i}]['labels'] must be int64, got {labels.dtype}")
-        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-            raise ValueError(
-                f"targets[{i}]['labels'] must lie in 0..{num_classes - 1}, got {labels.tolist()}"
-            )
-        h, w = image.shape[-2:]
-        outside = (boxes[:, :2] < -BORDER_TOLERANCE).any(1) | (boxes[:, 2] > w + BORDER_TOLERANCE)
-        outside |= boxes[:, 3] > h + BORDER_TOLERANCE
-        if outside.any():
-            j = int(outside.nonzero()[0])
-            raise ValueError(
-                f"targets[{i}]['boxes'][{j}] = {boxes[j].tolist()} lies outside its {h}x{w} image"
-            )
+Detections = list[dict[str, Tensor]]  # per image {"boxes": (D, 4), "scores": (D,), "labels": (D,)}
 
 
 class RetinaNet(nn.Module):
@@ -98,8 +51,6 @@ class RetinaNet(nn.Module):
             config.prior_prob,
         )
         self.box_coder = BoxCoder()
-        self.register_buffer("image_mean", torch.tensor(config.image_mean), persistent=False)
-        self.register_buffer("image_std", torch.tensor(config.image_std), persistent=False)
         # Channels-last memory for the trunk and the FPN: oneDNN (CPU) and cuDNN run their
         # convolutions faster when the channels of a pixel lie next to each other in memory, and
         # a convolution with channels-last weights gives channels-last outputs. Only the order of
@@ -121,44 +72,23 @@ class RetinaNet(nn.Module):
 
         Returns the batch, each image's resized ``(H, W)``, and targets with resized boxes.
         """
-        resized, targets = [], list(targets) if targets is not None else None
-        for i, image in enumerate(images):
-            image = (image - self.image_mean[:, None, None]) / self.image_std[:, None, None]
-            h, w = image.shape[-2:]
-            scale = resize_scale(h, w, self.config.min_size, self.config.max_size)
-            if scale != 1.0:
-                image = F.interpolate(
-                    image[None],
-                    scale_factor=scale,
-                    mode="bilinear",
-                    recompute_scale_factor=True,
-                    align_corners=False,
-                )[0]
-                if targets is not None:
-                    ratio = torch.tensor(image.shape[-2:], dtype=torch.float32) / torch.tensor(
-                        (h, w), dtype=torch.float32
-                    )
-                    ratio = ratio.to(image.device)[[1, 0, 1, 0]]  # (rw, rh, rw, rh)
-                    targets[i] = {**targets[i], "boxes": targets[i]["boxes"] * ratio}
-            resized.append(image)
+        c = self.config
+        resized = [resize(normalize(im, c.image_mean, c.image_std), c.min_size, c.max_size) for im in images]
         sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in resized]
-        stride = self.config.size_divisible
-        pad_h = int(math.ceil(max(h for h, _ in sizes) / stride) * stride)
-        pad_w = int(math.ceil(max(w for _, w in sizes) / stride) * stride)
-        if all(s == (pad_h, pad_w) for s in sizes):
-            return torch.stack(resized), sizes, targets
-        batch = resized[0].new_zeros(len(resized), 3, pad_h, pad_w)
-        for image, out in zip(resized, batch, strict=True):
-            out[:, : image.shape[1], : image.shape[2]].copy_(image)
-        return batch, sizes, targets
+        if targets is not None:
+            targets = [
+                {**t, "boxes": resize_boxes(t["boxes"], tuple(im.shape[-2:]), size)}
+                for t, im, size in zip(targets, images, sizes, strict=True)
+            ]
+        return batch_images(resized, c.size_divisible), sizes, targets
 
     # -- anchors ----------------------------------------------------------------------------------
-    def anchors(self, batch_size: tuple[int, int], features: list[Tensor]) -> Tensor:
-        """All ``(N, 4)`` anchors for a padded batch of ``batch_size = (H, W)``."""
-        grid_sizes = [tuple(f.shape[-2:]) for f in features]
+    def anchors(self, padded_size: tuple[int, int], features: list[Tensor]) -> Tensor:
+        """All ``(N, 4)`` anchors for a batch padded to ``padded_size = (H, W)``, whose pyramid
+        levels are ``features``."""
         return anchors_for_image(
-            batch_size,
-            grid_sizes,
+            padded_size,
+            [tuple(f.shape[-2:]) for f in features],
             self.config.anchor_sizes,
             self.config.aspect_ratios,
             dtype=features[0].dtype,
@@ -166,23 +96,37 @@ class RetinaNet(nn.Module):
         )
 
     # -- forward ----------------------------------------------------------------------------------
-    def forward(self, images: Sequence[Tensor] | Tensor, targets: Sequence[dict] | None = None):
-        """Train mode: dict of losses (needs ``targets``). Eval mode: list of detections."""
+    def forward(
+        self, images: Sequence[Tensor] | Tensor, targets: Sequence[dict] | None = None
+    ) -> dict[str, Tensor] | Detections:
+        """Train mode: ``forward_training`` (needs ``targets``). Eval mode: ``forward_inference``."""
         images = list(images)
         check_images(images)
-        if self.training:
-            if targets is None:
-                raise ValueError("in training mode the model needs targets (or call model.eval())")
-            check_targets(targets, images, self.config.num_classes)
-        original_sizes = [tuple(im.shape[-2:]) for im in images]
-        batch, sizes, targets = self.preprocess(images, targets if self.training else None)
+        if not self.training:
+            return self.forward_inference(images)
+        if targets is None:
+            raise ValueError("in training mode the model needs targets (or call model.eval())")
+        check_targets(targets, images, self.config.num_classes)
+        return self.forward_training(images, targets)
 
+    def dense_outputs(self, batch: Tensor) -> tuple[Tensor, Tensor, Tensor, list[Tensor]]:
+        """The network on a padded ``(B, 3, H, W)`` batch: class logits ``(B, N, K)``, box deltas
+        ``(B, N, 4)``, anchors ``(N, 4)`` and the pyramid's features ``[P3 … P7]``."""
         features = self.fpn(self.trunk(batch))  # [P3 … P7]
         class_logits, box_deltas = self.head(features)  # (B, N, K), (B, N, 4)
         anchors = self.anchors(tuple(batch.shape[-2:]), features)  # (N, 4)
+        return class_logits, box_deltas, anchors, features
 
-        if self.training:
-            return self.loss(class_logits, box_deltas, anchors, targets)
+    def forward_training(self, images: list[Tensor], targets: Sequence[dict]) -> dict[str, Tensor]:
+        """The losses ``{"classification": (), "box_regression": ()}`` of a checked batch."""
+        batch, _, targets = self.preprocess(images, targets)
+        class_logits, box_deltas, anchors, _ = self.dense_outputs(batch)
+        return self.loss(class_logits, box_deltas, anchors, targets)
+
+    def forward_inference(self, images: list[Tensor]) -> Detections:
+        """Detections of a checked batch, boxes in each input image's pixels (see ``postprocess``)."""
+        batch, sizes, _ = self.preprocess(images, None)
+        class_logits, box_deltas, anchors, features = self.dense_outputs(batch)
         per_level = [f.shape[-2] * f.shape[-1] * self.config.num_anchors_per_location for f in features]
         detections = postprocess_detections(
             class_logits,
@@ -190,20 +134,19 @@ class RetinaNet(nn.Module):
             anchors,
             per_level,
             sizes,
-            self.box_coder,
-            self.config.score_thresh,
-            self.config.topk_candidates,
-            self.config.nms_thresh,
-            self.config.detections_per_img,
+            box_coder=self.box_coder,
+            score_thresh=self.config.score_thresh,
+            topk_candidates=self.config.topk_candidates,
+            nms_thresh=self.config.nms_thresh,
+            detections_per_img=self.config.detections_per_img,
         )
-        for det, size, original in zip(detections, sizes, original_sizes, strict=True):
-            ratio = torch.tensor(original, dtype=torch.float32) / torch.tensor(size, dtype=torch.float32)
-            det["boxes"] = det["boxes"] * ratio.to(det["boxes"].device)[[1, 0, 1, 0]]
+        for det, size, image in zip(detections, sizes, images, strict=True):
+            det["boxes"] = resize_boxes(det["boxes"], size, tuple(image.shape[-2:]))
         return detections
 
     def loss(
         self, class_logits: Tensor, box_deltas: Tensor, anchors: Tensor, targets: Sequence[dict]
-    ) -> dict:
+    ) -> dict[str, Tensor]:
         """Match every image's anchors at once and compute the RetinaNet loss (see ``losses``)."""
         num_gt = torch.tensor([len(t["boxes"]) for t in targets], device=anchors.device)  # (B,)
         # padded with zeros to the most boxes G of any image: (B, G, 4) and (B, G)
@@ -211,9 +154,9 @@ class RetinaNet(nn.Module):
         gt_labels = pad_sequence([t["labels"] for t in targets], batch_first=True)
         matches = match_anchors(
             box_iou(gt_boxes, anchors),  # (B, G, N)
-            self.config.fg_iou_thresh,
-            self.config.bg_iou_thresh,
-            self.config.allow_low_quality_matches,
+            fg_iou_thresh=self.config.fg_iou_thresh,
+            bg_iou_thresh=self.config.bg_iou_thresh,
+            allow_low_quality_matches=self.config.allow_low_quality_matches,
             num_gt=num_gt,
         )
         return retinanet_loss(
@@ -223,9 +166,9 @@ class RetinaNet(nn.Module):
             matches,
             gt_boxes,
             gt_labels,
-            self.box_coder,
-            self.config.focal_alpha,
-            self.config.focal_gamma,
-            self.config.box_loss,
-            self.config.smooth_l1_beta,
+            box_coder=self.box_coder,
+            alpha=self.config.focal_alpha,
+            gamma=self.config.focal_gamma,
+            box_loss=self.config.box_loss,
+            smooth_l1_beta=self.config.smooth_l1_beta,
         )

@@ -15,6 +15,7 @@ from torch import Tensor
 from torchvision.ops import batched_nms
 
 from retina_edu.boxes import BoxCoder, box_iou
+from retina_edu.config import DETECTIONS_PER_IMG, NMS_THRESH, SCORE_THRESH, TOPK_CANDIDATES
 
 
 def nms(boxes: Tensor, scores: Tensor, iou_thresh: float) -> Tensor:
@@ -42,11 +43,12 @@ def postprocess_detections(
     anchors: Tensor,
     anchors_per_level: Sequence[int],
     image_sizes: Sequence[tuple[int, int]],
+    *,
     box_coder: BoxCoder,
-    score_thresh: float = 0.05,
-    topk_candidates: int = 1000,
-    nms_thresh: float = 0.5,
-    detections_per_img: int = 100,
+    score_thresh: float = SCORE_THRESH,
+    topk_candidates: int = TOPK_CANDIDATES,
+    nms_thresh: float = NMS_THRESH,
+    detections_per_img: int = DETECTIONS_PER_IMG,
 ) -> list[dict[str, Tensor]]:
     """Detections for a batch, all images at once.
 

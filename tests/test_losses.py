@@ -61,7 +61,7 @@ def test_retinanet_loss_by_hand():
     deltas = torch.zeros(1, 3, 4)
     matches = torch.tensor([[0, BACKGROUND, IGNORED]])
     losses = retinanet_loss(
-        logits, deltas, anchors, matches, gt_boxes, torch.tensor([[1]]), BoxCoder(), box_loss="l1"
+        logits, deltas, anchors, matches, gt_boxes, torch.tensor([[1]]), box_coder=BoxCoder(), box_loss="l1"
     )
     targets = torch.tensor([[0.0, 1.0], [0.0, 0.0]])
     expected_cls = tv_focal_loss(logits[0, :2], targets, 0.25, 2.0, reduction="sum") / 1
@@ -80,7 +80,7 @@ def test_retinanet_loss_image_without_objects_is_finite():
         torch.full((1, 2), BACKGROUND),
         torch.zeros(1, 0, 4),
         torch.zeros(1, 0, dtype=torch.int64),
-        BoxCoder(),
+        box_coder=BoxCoder(),
     )
     # every anchor is a negative, normalised by max(1, 0 foreground) = 1
     expected = tv_focal_loss(logits[0], torch.zeros(2, 3), 0.25, 2.0, reduction="sum")

@@ -30,7 +30,10 @@ def test_postprocess_equals_per_image_reference(gen):
     deltas = torch.randn(batch, sum(levels), 4, generator=gen) * 0.2
     sizes = [(64, 64), (60, 50), (64, 40)]
     coder = BoxCoder()
-    got = postprocess_detections(logits, deltas, anchors, levels, sizes, coder, 0.05, 50, 0.5, 30)
+    got = postprocess_detections(
+        logits, deltas, anchors, levels, sizes,
+        box_coder=coder, score_thresh=0.05, topk_candidates=50, nms_thresh=0.5, detections_per_img=30,
+    )  # fmt: skip
     for b in range(batch):
         boxes_all, scores_all, labels_all, start = [], [], [], 0
         for count in levels:
@@ -66,6 +69,6 @@ def test_postprocess_no_detections():
         torch.rand(10, 4) + torch.tensor([0, 0, 1, 1.0]),
         [10],
         [(8, 8), (8, 8)],
-        BoxCoder(),
+        box_coder=BoxCoder(),
     )
     assert all(d["boxes"].shape == (0, 4) and d["labels"].dtype == torch.int64 for d in out)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from retina_edu.config import resize_scale
+from retina_edu.transform import resize_scale
 
 Target = dict[str, Any]  # {"boxes": (N, 4) float32 xyxy, "labels": (N,) int64, "image_id": int}
 Transform = Callable[[Tensor, Target], tuple[Tensor, Target]]
