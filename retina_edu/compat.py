@@ -21,31 +21,34 @@ from torchvision.models.detection.retinanet import RetinaNetHead as TorchvisionR
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from retina_edu.backbone import build_trunk
-from retina_edu.config import RetinaNetConfig
+from retina_edu.config import HeadNorm, RetinaNetConfig
 from retina_edu.model import RetinaNet
 
-# Name prefixes, one list for each direction (head conv layers are handled apart: their
-# index depends on whether the subnets have GroupNorm).
-TORCHVISION_TO_RETINA_EDU = [
-    (r"^backbone\.body\.", "trunk."),
-    (r"^backbone\.fpn\.inner_blocks\.(\d+)\.0\.", r"fpn.lateral.\1."),
-    (r"^backbone\.fpn\.layer_blocks\.(\d+)\.0\.", r"fpn.output.\1."),
-    (r"^backbone\.fpn\.extra_blocks\.(p6|p7)\.", r"fpn.\1."),
-    (r"^head\.classification_head\.cls_logits\.", "head.class_subnet.predictor."),
-    (r"^head\.regression_head\.bbox_reg\.", "head.box_subnet.predictor."),
+# The same name prefixes in both models, torchvision's first; "{i}" stands for a level's index.
+# (Head conv layers are handled apart: their index depends on whether the subnets have GroupNorm.)
+PREFIXES = [
+    ("backbone.body.", "trunk."),
+    ("backbone.fpn.inner_blocks.{i}.0.", "fpn.lateral.{i}."),
+    ("backbone.fpn.layer_blocks.{i}.0.", "fpn.output.{i}."),
+    ("backbone.fpn.extra_blocks.p6.", "fpn.p6."),
+    ("backbone.fpn.extra_blocks.p7.", "fpn.p7."),
+    ("head.classification_head.cls_logits.", "head.class_subnet.predictor."),
+    ("head.regression_head.bbox_reg.", "head.box_subnet.predictor."),
 ]
-RETINA_EDU_TO_TORCHVISION = [
-    (r"^trunk\.", "backbone.body."),
-    (r"^fpn\.lateral\.(\d+)\.", r"backbone.fpn.inner_blocks.\1.0."),
-    (r"^fpn\.output\.(\d+)\.", r"backbone.fpn.layer_blocks.\1.0."),
-    (r"^fpn\.(p6|p7)\.", r"backbone.fpn.extra_blocks.\1."),
-    (r"^head\.class_subnet\.predictor\.", "head.classification_head.cls_logits."),
-    (r"^head\.box_subnet\.predictor\.", "head.regression_head.bbox_reg."),
-]
+
+
+def _rule(source: str, target: str) -> tuple[str, str]:
+    """A prefix pair as a regular expression and its replacement: ``{i}`` matches digits."""
+    pattern = "^" + re.escape(source).replace(re.escape("{i}"), r"(\d+)")
+    return pattern, target.replace("{i}", r"\1")
+
+
+TORCHVISION_TO_RETINA_EDU = [_rule(tv, ours) for tv, ours in PREFIXES]
+RETINA_EDU_TO_TORCHVISION = [_rule(ours, tv) for tv, ours in PREFIXES]
 SUBNET_NAMES = {"classification_head": "class_subnet", "regression_head": "box_subnet"}
 
 
-def _modules_per_conv(head_norm: str) -> int:
+def _modules_per_conv(head_norm: HeadNorm) -> int:
     """Modules per head conv in retina_edu's flat Sequential: conv, [GroupNorm,] ReLU."""
     return 3 if head_norm == "group" else 2
 
@@ -58,7 +61,7 @@ def _rename(name: str, rules: list[tuple[str, str]]) -> str:
     raise KeyError(f"no rule renames parameter {name!r}")
 
 
-def from_torchvision_state_dict(state: dict[str, Tensor], head_norm: str = "none") -> dict[str, Tensor]:
+def from_torchvision_state_dict(state: dict[str, Tensor], head_norm: HeadNorm = "none") -> dict[str, Tensor]:
     """torchvision RetinaNet state dict → retina_edu ``RetinaNet`` state dict (the same tensors).
 
     torchvision's head conv ``conv.{i}.{j}`` (j: 0 conv, 1 norm) is retina_edu's
@@ -77,7 +80,7 @@ def from_torchvision_state_dict(state: dict[str, Tensor], head_norm: str = "none
     return out
 
 
-def to_torchvision_state_dict(state: dict[str, Tensor], head_norm: str = "none") -> dict[str, Tensor]:
+def to_torchvision_state_dict(state: dict[str, Tensor], head_norm: HeadNorm = "none") -> dict[str, Tensor]:
     """retina_edu ``RetinaNet`` state dict → torchvision RetinaNet state dict (the same tensors)."""
     step = _modules_per_conv(head_norm)
     torchvision_subnet = {v: k for k, v in SUBNET_NAMES.items()}
