@@ -22,18 +22,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from retina_edu import RetinaNet, RetinaNetConfig
-from retina_edu.checkpoint import load_model
+from retina_edu import RetinaNet, RetinaNetConfig, cli
+from retina_edu.checkpoint import load_shipped_model
 from retina_edu.compat import to_torchvision_state_dict, torchvision_retinanet
-from retina_edu.data import CocoDetection, collate, ensure_synthetic_dataset
+from retina_edu.data import collate, load_split
 
-SHIPPED = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "retinanet_cpu.pt"
 MATMUL_SIZE = 2048
 
 
@@ -64,75 +63,107 @@ def medians(runs: dict[str, tuple], repeats: int) -> dict[str, tuple[float, floa
     return {name: (statistics.median(a), statistics.median(b)) for name, (a, b) in times.items()}
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--preset", choices=["cpu", "paper"], default="cpu")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=cli.integer_at_least(1), default=16)
     parser.add_argument(
-        "--image-size", type=int, default=128, help="images are resized to this (paper preset)"
+        "--image-size",
+        type=cli.integer_at_least(32),
+        default=128,
+        help="images are resized to this (paper preset)",
     )
-    parser.add_argument("--repeats", type=int, default=20)
-    args = parser.parse_args()
+    parser.add_argument("--repeats", type=cli.integer_at_least(1), default=20)
+    return parser.parse_args(argv)
 
-    torch.manual_seed(0)
-    paths = ensure_synthetic_dataset()
-    dataset = CocoDetection(paths["train"], paths["root"] / "train")
-    images, targets = collate([dataset[i] for i in range(args.batch_size)])
-    if args.preset == "cpu" and SHIPPED.exists():  # trained weights: realistic postprocessing work
-        trained, _ = load_model(SHIPPED)
-        config = trained.config.replace(smooth_l1_beta=1.0)  # torchvision's smooth L1 has β = 1
+
+def build_models(preset: str, num_classes: int, image_size: int) -> tuple[RetinaNet, nn.Module, str]:
+    """retina_edu's model and torchvision's with the same weights, and which weights they are.
+
+    The CPU preset uses the shipped trained checkpoint (realistic postprocessing work), the paper
+    preset random initial weights. Both use smooth L1 with β = 1, torchvision's."""
+    if preset == "cpu":
+        trained, _ = load_shipped_model()
+        config = trained.config.replace(smooth_l1_beta=1.0)
         ours = RetinaNet(config)
         ours.load_state_dict(trained.state_dict())
         weights = "the shipped trained checkpoint"
     else:
-        base = RetinaNetConfig.cpu() if args.preset == "cpu" else RetinaNetConfig.paper()
-        config = base.replace(
-            num_classes=dataset.num_classes,
-            smooth_l1_beta=1.0,
-            min_size=args.image_size,
-            max_size=args.image_size,
+        config = RetinaNetConfig.paper(num_classes).replace(
+            smooth_l1_beta=1.0, min_size=image_size, max_size=image_size
         )
         ours = RetinaNet(config)
         weights = "random initial weights"
     theirs = torchvision_retinanet(config)
     theirs.load_state_dict(to_torchvision_state_dict(ours.state_dict(), config.head_norm))
+    return ours, theirs, weights
 
-    def train_step(model):
-        def step():
-            model.zero_grad(set_to_none=True)
-            sum(model(images, targets).values()).backward()
 
-        return step
+def training_step(model: nn.Module, images: list[Tensor], targets: list[dict]) -> Callable[[], None]:
+    """Forward, loss and backward of ``model`` in train mode on one batch."""
 
-    # the normalised batch each network sees: torchvision's in the default (channels-first) layout
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        sum(model(images, targets).values()).backward()
+
+    return step
+
+
+def inference(model: nn.Module, images: list[Tensor]) -> Callable[[], None]:
+    """Forward and postprocessing of ``model`` in eval mode on one batch."""
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(images)
+
+    return run
+
+
+def network_steps(ours: RetinaNet, theirs: nn.Module, images: list[Tensor]) -> tuple[Callable, Callable]:
+    """Forward and backward of each network alone (trunk, FPN, subnets) on the same normalised
+    batch, torchvision's in the default channels-first layout, with the same dense output
+    gradients, as a loss would give."""
     batch = ours.preprocess(images, None)[0]
     batch_theirs = batch.contiguous()
+    outputs = {
+        "ours": lambda: list(ours.head(ours.fpn(ours.trunk(batch)))),
+        "theirs": lambda: list(theirs.head(list(theirs.backbone(batch_theirs).values())).values()),
+    }
+    with torch.no_grad():
+        output_grads = [torch.randn_like(o) for o in outputs["ours"]()]
 
-    def our_network() -> list[Tensor]:
-        return list(ours.head(ours.fpn(ours.trunk(batch))))
-
-    def their_network() -> list[Tensor]:
-        return list(theirs.head(list(theirs.backbone(batch_theirs).values())).values())
-
-    with torch.no_grad():  # dense output gradients, as a loss gives, the same for both networks
-        output_grads = [torch.randn_like(o) for o in our_network()]
-
-    def network(model, outputs):
-        def step():
+    def step(model: nn.Module, side: str) -> Callable[[], None]:
+        def run() -> None:
             model.zero_grad(set_to_none=True)
-            torch.autograd.backward(outputs(), output_grads)
-
-        return step
-
-    def inference(model):
-        def run():
-            with torch.inference_mode():
-                model(images)
+            torch.autograd.backward(outputs[side](), output_grads)
 
         return run
 
+    return step(ours, "ours"), step(theirs, "theirs")
+
+
+def report(rows: dict[str, tuple[float, float]]) -> None:
+    """The table of medians, and what the step would be were everything but the network free."""
+    (step_a, step_b), (net_a, net_b) = rows["training step"], rows["  network only"]
+    rows["  everything else"] = step_a - net_a, step_b - net_b
+    print(f"{'':20}{'retina_edu':>12}{'torchvision':>13}{'speed-up':>10}")
+    for name in ["training step", "  network only", "  everything else", "inference"]:
+        a, b = rows[name]
+        print(f"{name:20}{a * 1000:>10.1f}ms{b * 1000:>11.1f}ms{b / a:>9.2f}x")
+    print(
+        f"the network is {net_a / step_a:.0%} of retina_edu's training step; were everything else "
+        f"free, the step would be {step_b / net_a:.2f}x torchvision's"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.manual_seed(0)
+    dataset = load_split("train")
+    images, targets = collate([dataset[i] for i in range(args.batch_size)])
+    ours, theirs, weights = build_models(args.preset, dataset.num_classes, args.image_size)
     print(
         f"{args.preset} preset, {args.batch_size} images of {tuple(images[0].shape)}, {weights}, "
         f"{torch.get_num_threads()} threads, median of {args.repeats}"
@@ -144,32 +175,22 @@ def main() -> None:
         f"same losses: classification {la['classification']:.5f} vs {lb['classification']:.5f}, "
         f"box {la['box_regression']:.5f} vs {lb['bbox_regression']:.5f}"
     )
-    rows = medians(
-        {
-            "training step": (train_step(ours), train_step(theirs)),
-            "  network only": (network(ours, our_network), network(theirs, their_network)),
-        },
-        args.repeats,
-    )
+    our_network, their_network = network_steps(ours, theirs, images)
+    runs = {
+        "training step": (training_step(ours, images, targets), training_step(theirs, images, targets)),
+        "  network only": (our_network, their_network),
+    }
+    rows = medians(runs, args.repeats)
     ours.eval(), theirs.eval()
-    rows |= medians({"inference": (inference(ours), inference(theirs))}, args.repeats)
-    (step_a, step_b), (net_a, net_b) = rows["training step"], rows["  network only"]
-    rows["  everything else"] = step_a - net_a, step_b - net_b
-    print(f"{'':20}{'retina_edu':>12}{'torchvision':>13}{'speed-up':>10}")
-    for name in ["training step", "  network only", "  everything else", "inference"]:
-        a, b = rows[name]
-        print(f"{name:20}{a * 1000:>10.1f}ms{b * 1000:>11.1f}ms{b / a:>9.2f}x")
-    print(
-        f"the network is {net_a / step_a:.0%} of retina_edu's training step; were everything else "
-        f"free, the step would be {step_b / net_a:.2f}x torchvision's"
-    )
+    rows |= medians({"inference": (inference(ours, images), inference(theirs, images))}, args.repeats)
+    report(rows)
     ours.train()
     with FlopCounterMode(display=False) as counter:
-        network(ours, our_network)()
-    flops = counter.get_total_flops()
+        our_network()
+    flops, net_seconds = counter.get_total_flops(), rows["  network only"][0]
     print(
         f"the network does {flops / 1e9:.1f} GFLOP per training step (forward and backward), "
-        f"{flops / net_a / 1e9:.0f} GFLOP/s in retina_edu; "
+        f"{flops / net_seconds / 1e9:.0f} GFLOP/s in retina_edu; "
         f"a {MATMUL_SIZE}x{MATMUL_SIZE} matrix product runs at {matmul_gflops():.0f} GFLOP/s here"
     )
 

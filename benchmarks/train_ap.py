@@ -15,7 +15,7 @@ import torch
 
 from retina_edu import RetinaNet, RetinaNetConfig
 from retina_edu.compat import torchvision_retinanet
-from retina_edu.data import CocoDetection, ensure_synthetic_dataset
+from retina_edu.data import load_split
 from retina_edu.evaluate import evaluate_model
 from retina_edu.train import TrainConfig, train
 
@@ -28,9 +28,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    paths = ensure_synthetic_dataset()
-    train_set = CocoDetection(paths["train"], paths["root"] / "train")
-    val_set = CocoDetection(paths["val"], paths["root"] / "val")
+    train_set, val_set = load_split("train"), load_split("val")
     cfg = TrainConfig(seed=args.seed)
     # torchvision's smooth L1 has β = 1; give both models that loss so only the implementation differs
     config = RetinaNetConfig.cpu(num_classes=train_set.num_classes).replace(smooth_l1_beta=1.0)

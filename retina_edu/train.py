@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from retina_edu import cli
@@ -127,6 +127,89 @@ class TrainResult:
     seconds: float
 
 
+def resume_from(
+    path: str | Path,
+    model: RetinaNet,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    cfg: TrainConfig,
+) -> tuple[list[dict[str, float]], int]:
+    """Load the checkpoint at ``path`` into the model, optimizer and scheduler, after checking it
+    was made with the same model config and ``cfg``. Returns its history and the next step."""
+    state = load_checkpoint(path, map_location=next(model.parameters()).device)
+    check_train_config(path, state, cfg)
+    check_config(path, state, model.config)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return state["history"], state["step"]
+
+
+def load_batch(
+    dataset: CocoDetection, step: int, cfg: TrainConfig, rank: int, world: int, device: torch.device
+) -> tuple[list[Tensor], list[dict]]:
+    """This process's share of step ``step``'s batch, flipped and on ``device``: the indices of
+    ``batch_indices``, every ``world``-th from ``rank``; the flips seeded by (seed, step)."""
+    indices = batch_indices(step, len(dataset), cfg)[rank::world]
+    flip = RandomHorizontalFlip(
+        cfg.hflip_prob, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + step)
+    )
+    images, targets = collate([flip(*dataset[i]) for i in indices])
+    images = [im.to(device) for im in images]
+    targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+    return images, targets
+
+
+def train_step(
+    wrapped: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    images: list[Tensor],
+    targets: list[dict],
+    cfg: TrainConfig,
+    step: int,
+) -> dict[str, float]:
+    """One optimisation step of ``wrapped`` (the model, or its DistributedDataParallel wrapper).
+    Raises ``FloatingPointError`` on a non-finite loss, before any weight changes. Returns the
+    step's record: step, loss, lr and each loss term."""
+    losses = wrapped(images, targets)
+    loss = sum(losses.values())
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower the learning rate")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip is not None:
+        nn.utils.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip)
+    record = {"step": step, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
+    record.update({k: v.item() for k, v in losses.items()})
+    optimizer.step()
+    scheduler.step()
+    return record
+
+
+def save_training_state(
+    path: Path,
+    model: RetinaNet,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    history: list[dict[str, float]],
+    cfg: TrainConfig,
+    dataset: CocoDetection,
+) -> Path:
+    """A checkpoint from which ``train(resume=path)`` continues exactly after ``len(history)`` steps."""
+    return save_checkpoint(
+        path,
+        model,
+        optimizer=optimizer.state_dict(),
+        scheduler=scheduler.state_dict(),
+        step=history[-1]["step"] + 1,
+        history=history,
+        train_config=dataclasses.asdict(cfg),
+        class_names=list(getattr(dataset, "class_names", [])),
+        label_to_category_id=list(getattr(dataset, "label_to_category_id", [])),
+    )
+
+
 def train(
     model: RetinaNet,
     dataset: CocoDetection,
@@ -152,62 +235,24 @@ def train(
     wrapped = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
-    history: list[dict[str, float]] = []
-    start = 0
-    if resume is not None:
-        state = load_checkpoint(resume, map_location=device)
-        check_train_config(resume, state, cfg)
-        check_config(resume, state, model.config)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, start = state["history"], state["step"]
+    history, start = resume_from(resume, model, optimizer, scheduler, cfg) if resume is not None else ([], 0)
 
-    out = Path(out_dir) if out_dir is not None else None
     checkpoint = None
     model.train()
     began = time.perf_counter()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress or rank != 0)
     for step in bar:
-        indices = batch_indices(step, len(dataset), cfg)[rank::world]
-        flip = RandomHorizontalFlip(
-            cfg.hflip_prob, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + step)
-        )
-        images, targets = collate([flip(*dataset[i]) for i in indices])
-        images = [im.to(device) for im in images]
-        targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
-
-        losses = wrapped(images, targets)
-        loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower the learning rate")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        record = {"step": step, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
-        record.update({k: v.item() for k, v in losses.items()})
-        optimizer.step()
-        scheduler.step()
-        history.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.3f}")
+        images, targets = load_batch(dataset, step, cfg, rank, world, device)
+        history.append(train_step(wrapped, optimizer, scheduler, images, targets, cfg, step))
+        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
         if on_step is not None:
-            on_step(step, record)
-
+            on_step(step, history[-1])
         done = step + 1
         out_of_time = time_limit_s is not None and time.perf_counter() - began >= time_limit_s
         due = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
-        if out is not None and rank == 0 and (due or done == cfg.steps or out_of_time):
-            checkpoint = save_checkpoint(
-                out / "last.pt",
-                model,
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                step=done,
-                history=history,
-                train_config=dataclasses.asdict(cfg),
-                class_names=list(getattr(dataset, "class_names", [])),
-                label_to_category_id=list(getattr(dataset, "label_to_category_id", [])),
+        if out_dir is not None and rank == 0 and (due or done == cfg.steps or out_of_time):
+            checkpoint = save_training_state(
+                Path(out_dir) / "last.pt", model, optimizer, scheduler, history, cfg, dataset
             )
         if out_of_time:
             break

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from retina_edu import RetinaNetConfig
+from retina_edu.config import QUICK_ENV
 from retina_edu.data import CocoDetection, make_synthetic_coco
 
 # The notebooks read this to run their long cells in a short mode under test.
-os.environ.setdefault("RETINA_EDU_QUICK", "1")
+os.environ.setdefault(QUICK_ENV, "1")
 
 
 def random_boxes(n: int, height: float, width: float, generator: torch.Generator, min_size: float = 4.0):

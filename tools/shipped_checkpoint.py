@@ -28,7 +28,7 @@ import torch
 
 from retina_edu import RetinaNet, RetinaNetConfig
 from retina_edu.checkpoint import load_model, save_checkpoint
-from retina_edu.data import CocoDetection, ensure_synthetic_dataset
+from retina_edu.data import load_split
 from retina_edu.evaluate import evaluate_model
 from retina_edu.train import TrainConfig, train
 
@@ -53,8 +53,7 @@ def git_revision() -> str:
 
 
 def train_and_export(path: Path, command: str, config_changes: dict) -> dict:
-    paths = ensure_synthetic_dataset()
-    train_set = CocoDetection(paths["train"], paths["root"] / "train")
+    train_set = load_split("train")
     cfg = TrainConfig(seed=SEED)
     torch.manual_seed(SEED)
     model = RetinaNet(RetinaNetConfig.cpu(num_classes=train_set.num_classes).replace(**config_changes))
@@ -72,7 +71,7 @@ def train_and_export(path: Path, command: str, config_changes: dict) -> dict:
         train_seconds=round(result.seconds, 1),
     )
     shipped, _ = load_model(path)
-    val_set = CocoDetection(paths["val"], paths["root"] / "val")
+    val_set = load_split("val")
     evaluation = evaluate_model(shipped, val_set, progress=False, verbose=False)
     record = {
         "file": path.name,
