@@ -46,11 +46,22 @@ def test_anchor_count_for_800_pixels():
 
 
 def test_cell_anchors_by_hand():
-    # size 32, ratio h/w = 1 → 32×32 centred on 0; ratio 2 → h = 32·√2 ≈ 45, w ≈ 23 (rounded ends)
-    cell = cell_anchors([32], [1.0, 2.0])
-    torch.testing.assert_close(cell[0], torch.tensor([-16.0, -16.0, 16.0, 16.0]))
-    w, h = cell[1, 2] - cell[1, 0], cell[1, 3] - cell[1, 1]
-    assert h > w and abs(float(h * w) - 32 * 32) < 40
+    # Ratio-major: for each r = h/w, every size s; w = s/√r, h = s·√r, half of each rounded.
+    #   r = 1/2: s = 32   → w/2 = 16·√2 = 22.63 → 23, h/2 = 16/√2 = 11.31 → 11
+    #            s = 40.3 → w/2 = 28.50 → 28 (28.496), h/2 = 14.25 → 14
+    #   r = 1:   s = 32   → 16, 16;  s = 40.3 → 20.15 → 20
+    #   r = 2:   the r = 1/2 boxes turned by 90°
+    expected = torch.tensor(
+        [
+            [-23.0, -11.0, 23.0, 11.0],
+            [-28.0, -14.0, 28.0, 14.0],
+            [-16.0, -16.0, 16.0, 16.0],
+            [-20.0, -20.0, 20.0, 20.0],
+            [-11.0, -23.0, 11.0, 23.0],
+            [-14.0, -28.0, 14.0, 28.0],
+        ]
+    )
+    assert torch.equal(cell_anchors([32, 40.3], [0.5, 1.0, 2.0]), expected)
 
 
 def test_grid_order_is_row_column_anchor():

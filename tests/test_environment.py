@@ -2,12 +2,15 @@
 describe the same environment, the Makefile registers the kernel the notebooks store, and the
 package metadata a course needs (licence, citation, supported Pythons) is there."""
 
+import importlib.metadata
 import json
 import re
 import tomllib
 from pathlib import Path
 
 import pytest
+import torch
+import torchvision
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -30,9 +33,20 @@ def test_same_packages_and_pins():
     assert conda_pip_requirements() == pyproject_requirements()
 
 
-def test_torch_pair_is_pinned_exactly():
-    reqs = pyproject_requirements()
-    assert "torch==2.14.1" in reqs and "torchvision==0.29.1" in reqs
+@pytest.mark.parametrize("package", ["torch", "torchvision"])
+def test_installed_torch_pair_is_the_pinned_one(package):
+    # Only one torch/torchvision pair installs and imports together (see the README): the
+    # environment under test must be the one both files pin, exactly.
+    pins = [r for r in pyproject_requirements() if r.split("==")[0] == package]
+    assert len(pins) == 1 and "==" in pins[0], f"{package} must be pinned to one version, got {pins}"
+    installed = importlib.metadata.version(package).split("+")[0]  # "2.14.1+cu130" → "2.14.1"
+    assert installed == pins[0].split("==")[1]
+
+
+def test_torchvision_ops_run_beside_torch():
+    # A mismatched pair imports but fails in the compiled ops: run one.
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [20.0, 20.0, 30.0, 30.0]])
+    assert torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist() == [0, 2]
 
 
 def test_python_3_11_to_3_13_everywhere():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from torchvision.models.detection import retinanet_resnet50_fpn
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from retina_edu import RetinaNet, RetinaNetConfig
 from retina_edu.compat import (
@@ -15,7 +16,7 @@ from retina_edu.compat import (
     to_torchvision_state_dict,
     torchvision_retinanet,
 )
-from retina_edu.config import QUICK_ENV, quick_mode
+from retina_edu.config import IMAGENET_MEAN, IMAGENET_STD, QUICK_ENV, quick_mode
 
 from .conftest import random_boxes
 
@@ -149,8 +150,12 @@ def test_round_trip_of_names_is_exact(pair):
 def test_group_norm_heads_convert_both_ways():
     config = RetinaNetConfig.cpu()
     model = RetinaNet(config)
-    converted = from_torchvision_state_dict(to_torchvision_state_dict(model.state_dict(), "group"), "group")
-    assert converted.keys() == model.state_dict().keys()
+    state = model.state_dict()
+    theirs = to_torchvision_state_dict(state, "group")
+    assert theirs.keys() == torchvision_retinanet(config.replace(smooth_l1_beta=1.0)).state_dict().keys()
+    converted = from_torchvision_state_dict(theirs, "group")
+    assert converted.keys() == state.keys()
+    assert all(torch.equal(converted[k], state[k]) for k in state)
 
 
 def test_load_torchvision_weights_file(pair, batch, tmp_path):
@@ -299,3 +304,17 @@ def test_quick_mode_reads_the_environment(monkeypatch, value, quick):
     else:
         monkeypatch.setenv(QUICK_ENV, value)
     assert quick_mode() is quick
+
+
+def test_double_model_normalises_in_float64():
+    # The mean and std are made in the image's dtype, as torchvision does, not float32 constants
+    # widened to float64 (which differ from 0.485 etc. by up to 1.2e-8 relative).
+    model = RetinaNet(RetinaNetConfig.cpu()).double()
+    image = torch.rand(3, 128, 128, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    batch = model.preprocess([image], None)[0]
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float64)[:, None, None]
+    assert batch.dtype == torch.float64
+    assert torch.equal(batch[0], (image - mean) / std)
+    torchvision_transform = GeneralizedRCNNTransform(128, 128, list(IMAGENET_MEAN), list(IMAGENET_STD))
+    assert torch.equal(batch, torchvision_transform([image])[0].tensors)
