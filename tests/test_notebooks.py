@@ -1,6 +1,7 @@
 """Hygiene of the stored notebooks (nbval runs them; this checks how they are stored)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,15 @@ def test_notebook_is_stored_executed_and_clean(path):
     sources = ["".join(c["source"]) for c in nb["cells"]]
     assert any("NBVAL_CHECK_OUTPUT" in s for s in sources), "no output is checked by nbval"
     assert any(s.lstrip().startswith("## Exercises") for s in sources), "no exercises section"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_after_pip_install_and_shows_its_verdicts(path):
+    nb = json.loads(path.read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    # a clone's ../data is not there after `pip install .`: load_split, load_shipped_model and
+    # retina_edu.paths.shipped_checkpoint_path find the files wherever the package is
+    assert "../data" not in code and '"data" / "checkpoints"' not in code
+    assert "RETINA_EDU_QUICK" not in code, "use retina_edu.config.quick_mode()"
+    # a check returns a Verdict whose repr is the line to read: a trailing ';' would hide it
+    assert not re.search(r"^ch\d\d\.check_\w+\(.*\);\s*$", code, re.M), "drop the ';' after a check"

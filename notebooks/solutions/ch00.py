@@ -2,10 +2,10 @@
 
 import math
 
-from retina_edu.anchors import anchors_for_image
+from retina_edu.anchors import anchors_for_config
 from retina_edu.boxes import box_iou
 from retina_edu.config import RetinaNetConfig
-from retina_edu.data import CocoDetection, ensure_synthetic_dataset
+from retina_edu.data import load_split
 from retina_edu.matching import BACKGROUND, IGNORED, match_anchors
 
 # Exercise 1: 9 anchors × (32² + 16² + 8² + 4² + 2²) positions = 9 × 1364
@@ -20,11 +20,8 @@ def count_matches(matches):
 
 # Exercise 3
 def _paper_fg_fraction():
-    paths = ensure_synthetic_dataset()
-    train = CocoDetection(paths["train"], paths["root"] / "train")
-    config = RetinaNetConfig.paper()
-    grids = [(math.ceil(800 / 2**level),) * 2 for level in range(3, 8)]
-    anchors = anchors_for_image((800, 800), grids, config.anchor_sizes, config.aspect_ratios)  # (120087, 4)
+    train = load_split("train")
+    anchors = anchors_for_config(RetinaNetConfig.paper(), (800, 800))  # grids ceil(800 / 2^l): (120087, 4)
     matches = match_anchors(box_iou(train.target(0)["boxes"] * 800 / 128, anchors))
     return float((matches >= 0).sum()) / len(anchors)
 
