@@ -79,6 +79,7 @@ def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path):
     assert all(a[name] != c[name] for name in a)
 
 
+@pytest.mark.filterwarnings("error::DeprecationWarning")  # Python 3.12+ warns when a threaded process forks
 def test_drawing_in_several_processes_gives_the_same_files(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic_module, "CHUNK_IMAGES", 2)  # 4 images: 2 chunks
     make_synthetic_coco(tmp_path / "one", "train", 4, seed=0, workers=1)

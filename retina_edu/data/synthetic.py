@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import re
 import time
@@ -321,16 +322,26 @@ def make_synthetic_coco(
     chunks = [range(i, min(i + CHUNK_IMAGES, num_images)) for i in range(0, num_images, CHUNK_IMAGES)]
     draw_chunk = partial(_draw_images, image_dir, params)
     if workers > 1 and len(chunks) > 1:  # each image has its own generator: the same files
-        with ProcessPoolExecutor(min(workers, len(chunks))) as pool:
+        # spawn, not fork: forking a process that has started threads (torch's) can deadlock,
+        # and Python 3.12+ warns about it
+        with ProcessPoolExecutor(
+            min(workers, len(chunks)), mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             per_chunk = list(pool.map(draw_chunk, chunks))
     else:
         per_chunk = [draw_chunk(indices) for indices in chunks]
     objects_per_image = [objects for chunk in per_chunk for objects in chunk]
+    ann_file = ann_dir / f"instances_{split}.json"
+    _write_json(ann_file, _coco_dict(params, objects_per_image))
+    return ann_file
+
+
+def _coco_dict(params: GeneratorParams, objects_per_image: list[list[SyntheticObject]]) -> dict:
+    """The COCO annotation file's content for the drawn images' objects, in image order."""
     images, annotations = [], []
     for index, objects in enumerate(objects_per_image):
-        images.append(
-            {"id": index + 1, "file_name": _file_name(index), "width": image_size, "height": image_size}
-        )
+        size = params.image_size
+        images.append({"id": index + 1, "file_name": _file_name(index), "width": size, "height": size})
         for obj in objects:
             x1, y1, x2, y2 = obj.box
             annotations.append(
@@ -344,7 +355,7 @@ def make_synthetic_coco(
                     "color": list(obj.colour),
                 }
             )
-    coco = {
+    return {
         "info": {"description": "retina_edu synthetic shapes", **asdict(params)},
         "images": images,
         "annotations": annotations,
@@ -352,9 +363,6 @@ def make_synthetic_coco(
             {"id": k + 1, "name": name, "supercategory": "shape"} for k, name in enumerate(CLASS_NAMES)
         ],
     }
-    ann_file = ann_dir / f"instances_{split}.json"
-    _write_json(ann_file, coco)
-    return ann_file
 
 
 def _write_json(path: Path, data: dict) -> None:
