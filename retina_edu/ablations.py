@@ -244,8 +244,10 @@ def run_one(
     cfg = TrainConfig(steps=steps, seed=seed, **train_changes)
     eval_at = {round(steps * (q + 1) / EVAL_POINTS) for q in range(EVAL_POINTS)}
     curve: list[tuple[int, float]] = []
+    history: list[dict] = []  # kept here too: a run that diverges raises out of train()
 
     def evaluate_now(step: int, record: dict) -> None:
+        history.append(record)
         if step + 1 in eval_at and step + 1 < steps:
             curve.append(
                 (step + 1, evaluate_model(model, val_set, progress=False, verbose=False).stats["AP"])
@@ -254,12 +256,15 @@ def run_one(
 
     start = time.perf_counter()
     try:
-        history = train(model, train_set, cfg, progress=False, on_step=evaluate_now).history
+        train(model, train_set, cfg, progress=False, on_step=evaluate_now)
         diverged = False
     except FloatingPointError:
-        history, diverged = [], True
+        diverged = True
     record = {"key": run_key(setting), "variant": setting.variant, "seed": seed, "steps": steps}
     record["diverged"] = diverged
+    if diverged:  # the loss of step len(history) was not finite; the steps before it were
+        record["diverged_at_step"] = len(history)
+        record["max_loss_before"] = max((r["loss"] for r in history), default=None)
     if history:
         record["loss_step0"] = history[0]["loss"]
         record["classification_step0"] = history[0]["classification"]

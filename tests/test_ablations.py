@@ -2,6 +2,7 @@
 count, its summaries against hand arithmetic, Figure 4's curves, and the smoke run end to end."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -167,3 +168,15 @@ def test_bad_arguments_get_one_line_and_exit_2(argv, message, capsys):
         ablations.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_diverged_run_keeps_its_loss_at_step_0_and_says_when(tmp_path):
+    # SGD at lr 1e4 without clipping: step 0's loss is finite (no update yet), a later one is not.
+    setting = ablations.Setting(
+        "test", "lr 1e4", "dense", train_changes={"optimizer": "sgd", "lr": 1e4, "grad_clip": None}
+    )
+    variant = ablations.smoke_variants()["dense"]
+    record = ablations.run_one(setting, variant, seed=0, steps=8, data_root=tmp_path, models=None)
+    assert record["diverged"] and record["AP"] == 0.0
+    assert math.isfinite(record["loss_step0"]) and record["diverged_at_step"] >= 1
+    assert math.isfinite(record["max_loss_before"])
