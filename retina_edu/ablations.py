@@ -340,8 +340,9 @@ def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
 
 
 def summarise(runs: list[dict], settings: list[Setting] = SETTINGS) -> list[dict]:
-    """One row per setting: AP mean ± std over seeds, AP50, AP75, diverged runs, the
-    classification loss at step 0, the AP rise over the last quarter, and the paper's AP."""
+    """One row per setting: AP mean ± std over seeds, AP50, AP75, diverged runs (and the step at
+    which each diverged, by seed), the classification loss at step 0, the AP rise over the last
+    quarter, and the paper's AP."""
     rows = []
     for s in settings:
         mine = sorted((r for r in runs if r["key"] == run_key(s)), key=lambda r: r["seed"])
@@ -361,6 +362,7 @@ def summarise(runs: list[dict], settings: list[Setting] = SETTINGS) -> list[dict
                 "AP_by_seed": {r["seed"]: round(r["AP"], 4) for r in mine},
                 "last_quarter_rise": _round(_mean_std(rises)[0]),
                 "diverged": sum(r["diverged"] for r in mine),
+                "diverged_at_step": {r["seed"]: r.get("diverged_at_step") for r in mine if r["diverged"]},
                 "cls_loss_step0": _round(_mean_std(loss0)[0]),
                 "paper": s.paper,
             }
