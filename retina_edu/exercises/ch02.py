@@ -1,5 +1,8 @@
 """Checks for the exercises of ``02_anchors``: the anchors of one level, anchor counts, anchor
-shapes, the anchor order."""
+shapes, the anchor order.
+
+Each check returns a ``Verdict`` (see ``retina_edu.exercises``): the reference is computed with the
+package first, outside the guard, then the learner's answer on the same cases."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Checks for the exercises of ``03_matching_and_encoding``: the matcher, encoding one box, and the
-clamp of decoding."""
+clamp of decoding.
+
+Each check returns a ``Verdict`` (see ``retina_edu.exercises``): the reference is computed with the
+package first, outside the guard, then the learner's answer on the same cases."""
 
 from __future__ import annotations
 
