@@ -102,8 +102,15 @@ def retinanet_loss(
     ~100k anchors, normalized by the number of anchors assigned to a ground-truth box" — and
     the same normaliser for the box loss over the foreground anchors. Each image's losses are
     divided by its own foreground count (at least 1), then averaged over the batch.
-    Returns ``{"classification": (), "box_regression": ()}``.
+    Returns ``{"classification": (), "box_regression": ()}``, float32 (float64 for float64 inputs).
+
+    Under mixed precision (``torch.autocast``) the network's outputs arrive in bfloat16 or
+    float16; the loss is reduced in float32 all the same: sums over ~100k anchors and the per-image
+    normalisation would lose digits in a 16-bit float (bfloat16 keeps 8 bits of mantissa), and
+    the per-image sum (``index_add``) needs one dtype on both sides.
     """
+    class_logits = class_logits.to(torch.promote_types(class_logits.dtype, torch.float32))  # (B, N, K)
+    box_deltas = box_deltas.to(class_logits.dtype)  # (B, N, 4)
     batch, _, num_classes = class_logits.shape
     foreground = matches >= 0  # (B, N)
     num_foreground = foreground.sum(dim=1).clamp(min=1).to(class_logits.dtype)  # (B,)
@@ -122,7 +129,7 @@ def retinanet_loss(
     # Box regression: only foreground anchors, against their object's encoded box.
     image_index, anchor_index = foreground.nonzero(as_tuple=True)  # (F,), (F,)
     matched_boxes = gt_boxes[image_index, gt_index[image_index, anchor_index]]  # (F, 4)
-    target_deltas = box_coder.encode(matched_boxes, anchors[anchor_index])  # (F, 4)
+    target_deltas = box_coder.encode(matched_boxes, anchors[anchor_index]).to(box_deltas)  # (F, 4)
     per_anchor = box_regression_loss(
         box_deltas[image_index, anchor_index], target_deltas, box_loss, smooth_l1_beta
     ).sum(dim=1)  # (F,)

@@ -85,13 +85,14 @@ class RetinaNet(nn.Module):
     # -- anchors ----------------------------------------------------------------------------------
     def anchors(self, padded_size: tuple[int, int], features: list[Tensor]) -> Tensor:
         """All ``(N, 4)`` anchors for a batch padded to ``padded_size = (H, W)``, whose pyramid
-        levels are ``features``."""
+        levels are ``features``; float32 even when the features are 16-bit (mixed precision),
+        since bfloat16 cannot tell 800 px from 803 px."""
         return anchors_for_image(
             padded_size,
             [tuple(f.shape[-2:]) for f in features],
             self.config.anchor_sizes,
             self.config.aspect_ratios,
-            dtype=features[0].dtype,
+            dtype=torch.promote_types(features[0].dtype, torch.float32),
             device=features[0].device,
         )
 

@@ -57,8 +57,11 @@ def postprocess_detections(
     ``(H, W)`` (boxes are clipped to it). Per level: scores above ``score_thresh``, at most
     ``topk_candidates`` of them; decode; then class-wise NMS per image and the best
     ``detections_per_img``. Returns per image ``{"boxes": (D, 4) xyxy, "scores": (D,),
-    "labels": (D,) int64 in 0..K-1}``, highest score first.
+    "labels": (D,) int64 in 0..K-1}``, highest score first. Boxes and scores are float32 even
+    when the network ran in 16-bit mixed precision (float64 for float64 inputs).
     """
+    dtype = torch.promote_types(class_logits.dtype, torch.float32)
+    class_logits, box_deltas, anchors = class_logits.to(dtype), box_deltas.to(dtype), anchors.to(dtype)
     batch, _, num_classes = class_logits.shape
     scores, anchor_index, labels = [], [], []
     start = 0

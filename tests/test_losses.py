@@ -88,3 +88,23 @@ def test_retinanet_loss_image_without_objects_is_finite():
     assert losses["box_regression"].item() == 0.0
     losses["classification"].backward()
     assert torch.isfinite(logits.grad).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_retinanet_loss_of_16_bit_outputs_is_reduced_in_float32(gen, dtype):
+    # Under autocast the subnets give 16-bit outputs; the loss must equal the float32 loss of the
+    # same (rounded) values, be float32, and give the outputs 16-bit gradients.
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0], [0.0, 0.0, 8.0, 12.0]])
+    gt_boxes = torch.tensor([[[1.0, 1.0, 11.0, 11.0]], [[19.0, 21.0, 30.0, 31.0]]])  # (B=2, G=1, 4)
+    matches = torch.tensor([[0, BACKGROUND, IGNORED], [BACKGROUND, 0, 0]])  # (2, 3)
+    logits = (torch.randn(2, 3, 2, generator=gen) * 3).to(dtype).requires_grad_()
+    deltas = (torch.randn(2, 3, 4, generator=gen) * 0.1).to(dtype).requires_grad_()
+    args = (anchors, matches, gt_boxes, torch.tensor([[1], [0]]))
+    low = retinanet_loss(logits, deltas, *args, box_coder=BoxCoder())
+    full = retinanet_loss(logits.detach().float(), deltas.detach().float(), *args, box_coder=BoxCoder())
+    for name in ("classification", "box_regression"):
+        assert low[name].dtype == torch.float32, name
+        assert torch.equal(low[name], full[name]), name
+    sum(low.values()).backward()
+    assert logits.grad.dtype == dtype and torch.isfinite(logits.grad).all()
+    assert deltas.grad.dtype == dtype and torch.isfinite(deltas.grad).all()
