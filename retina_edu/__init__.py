@@ -2,7 +2,8 @@
 scratch in plain PyTorch, one concept per module, each checked against torchvision."""
 
 from retina_edu.config import RetinaNetConfig
+from retina_edu.device import default_device
 from retina_edu.model import RetinaNet
 
-__all__ = ["RetinaNet", "RetinaNetConfig"]
+__all__ = ["RetinaNet", "RetinaNetConfig", "default_device"]
 __version__ = "0.1.0"

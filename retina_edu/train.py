@@ -6,12 +6,19 @@ checkpoint sees exactly the batches the uninterrupted run would have seen, and e
 same weights. Under ``torchrun`` every process takes its share of each batch
 (DistributedDataParallel), nothing else changes.
 
+A ``DataLoader`` decodes the images: item ``s`` of ``StepBatches`` is step s's whole batch, so
+``--workers N`` processes prepare the next steps while the model trains, and the batches do not
+depend on N. ``--amp bf16`` or ``fp16`` runs the forward under ``torch.autocast`` (the loss is
+reduced in float32 all the same; fp16 scales the loss with a ``GradScaler``).
+
     python -m retina_edu.train --preset cpu --steps 1200 --out runs/cpu
+    python -m retina_edu.train --preset paper --ann-file ... --workers 8 --amp bf16   # on a GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import os
@@ -23,6 +30,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from retina_edu import cli
@@ -36,10 +44,15 @@ from retina_edu.checkpoint import (
 from retina_edu.config import RetinaNetConfig
 from retina_edu.data import CocoDetection, RandomHorizontalFlip, collate, ensure_synthetic_dataset
 from retina_edu.data.coco import CocoFormatError, ImageFileError
+from retina_edu.device import default_device, prepare_device
 from retina_edu.model import RetinaNet
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
+# Mixed precision: the dtype autocast runs the network in (None: float32 throughout).
+AMP_DTYPES: dict[str, torch.dtype | None] = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# TrainConfig fields added after checkpoints were first written, with the value older runs had.
+ADDED_FIELDS = {"amp": "none"}
 
 
 @dataclass(frozen=True)
@@ -59,12 +72,15 @@ class TrainConfig:
     hflip_prob: float = 0.5
     seed: int = 0
     checkpoint_every: int = 0  # steps; 0: only at the end
+    amp: str = "none"  # "none" (float32) | "bf16" | "fp16" (with a GradScaler): autocast's dtype
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be one of {tuple(AMP_DTYPES)}, got {self.amp!r}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"steps and batch_size must be >= 1, got {self.steps} and {self.batch_size}")
         if not self.lr > 0:
@@ -133,31 +149,105 @@ def resume_from(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     cfg: TrainConfig,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[list[dict[str, float]], int]:
-    """Load the checkpoint at ``path`` into the model, optimizer and scheduler, after checking it
-    was made with the same model config and ``cfg``. Returns its history and the next step."""
+    """Load the checkpoint at ``path`` into the model, optimizer, scheduler and fp16 loss
+    ``scaler``, after checking it was made with the same model config and ``cfg``. Returns its
+    history and the next step."""
     state = load_checkpoint(path, map_location=next(model.parameters()).device)
     check_train_config(path, state, cfg)
     check_config(path, state, model.config)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     return state["history"], state["step"]
 
 
-def load_batch(
-    dataset: CocoDetection, step: int, cfg: TrainConfig, rank: int, world: int, device: torch.device
-) -> tuple[list[Tensor], list[dict]]:
-    """This process's share of step ``step``'s batch, flipped and on ``device``: the indices of
-    ``batch_indices``, every ``world``-th from ``rank``; the flips seeded by (seed, step)."""
+Batch = tuple[list[Tensor], list[dict]]  # images [(3, H, W) float in [0, 1]], targets [{boxes, labels, ...}]
+
+
+def step_batch(dataset: CocoDetection, step: int, cfg: TrainConfig, rank: int = 0, world: int = 1) -> Batch:
+    """This process's share of step ``step``'s batch, flipped, on the CPU: the indices of
+    ``batch_indices``, every ``world``-th from ``rank``; the flips seeded by (seed, step).
+    Only (seed, step) decide it, so any process may build it, in any order."""
     indices = batch_indices(step, len(dataset), cfg)[rank::world]
     flip = RandomHorizontalFlip(
         cfg.hflip_prob, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + step)
     )
-    images, targets = collate([flip(*dataset[i]) for i in indices])
-    images = [im.to(device) for im in images]
-    targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+    return collate([flip(*dataset[i]) for i in indices])
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """``batch`` on ``device``; from pinned memory the copies overlap the computation on CUDA."""
+    images, targets = batch
+    images = [im.to(device, non_blocking=True) for im in images]
+    targets = [
+        {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in t.items()}
+        for t in targets
+    ]
     return images, targets
+
+
+def load_batch(
+    dataset: CocoDetection, step: int, cfg: TrainConfig, rank: int, world: int, device: torch.device
+) -> Batch:
+    """``step_batch`` on ``device``, in this process (``StepBatches`` does it in workers)."""
+    return to_device(step_batch(dataset, step, cfg, rank, world), device)
+
+
+class StepBatches(Dataset):
+    """A map-style data set whose item ``step`` is this process's share of that step's batch
+    (``step_batch``). A ``DataLoader`` with ``batch_size=None`` over the steps still to run
+    gives the same batches with any number of workers, and a resumed run the same batches as
+    an uninterrupted one."""
+
+    def __init__(self, dataset: CocoDetection, cfg: TrainConfig, rank: int = 0, world: int = 1) -> None:
+        self.dataset, self.cfg, self.rank, self.world = dataset, cfg, rank, world
+
+    def __len__(self) -> int:
+        return self.cfg.steps
+
+    def __getitem__(self, step: int) -> Batch:
+        return step_batch(self.dataset, step, self.cfg, self.rank, self.world)
+
+
+def batch_loader(
+    dataset: CocoDetection,
+    cfg: TrainConfig,
+    start: int = 0,
+    workers: int = 0,
+    rank: int = 0,
+    world: int = 1,
+    pin_memory: bool = False,
+) -> DataLoader:
+    """The batches of steps ``start .. cfg.steps - 1`` in order, decoded by ``workers`` processes
+    (0: in this one), in pinned memory if ``pin_memory`` (for CUDA). Each worker prepares whole
+    steps, up to two ahead of the model."""
+    return DataLoader(
+        StepBatches(dataset, cfg, rank, world),
+        batch_size=None,  # an item is already a batch
+        sampler=range(start, cfg.steps),
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+    )
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` in ``amp``'s dtype on ``device``; for ``"none"`` a context that does
+    nothing (float32 exactly as without it)."""
+    dtype = AMP_DTYPES[amp]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def make_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler | None:
+    """fp16 needs its loss scaled so that small gradients do not flush to zero; bf16 (float32's
+    exponent range) and float32 do not: ``None``."""
+    return torch.amp.GradScaler(device.type) if amp == "fp16" else None
 
 
 def train_step(
@@ -168,21 +258,31 @@ def train_step(
     targets: list[dict],
     cfg: TrainConfig,
     step: int,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict[str, float]:
     """One optimisation step of ``wrapped`` (the model, or its DistributedDataParallel wrapper).
-    Raises ``FloatingPointError`` on a non-finite loss, before any weight changes. Returns the
-    step's record: step, loss, lr and each loss term."""
-    losses = wrapped(images, targets)
+    The forward runs under autocast in ``cfg.amp``'s dtype; with ``scaler`` (fp16) the loss is
+    scaled for the backward and the gradients unscaled before clipping, and a step whose
+    gradients overflowed is skipped. Raises ``FloatingPointError`` on a non-finite loss, before
+    any weight changes. Returns the step's record: step, loss, lr and each loss term."""
+    with autocast(next(wrapped.parameters()).device, cfg.amp):
+        losses = wrapped(images, targets)  # float32 scalars whatever the autocast dtype
     loss = sum(losses.values())
     if not torch.isfinite(loss):
         raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower the learning rate")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss if scaler is None else scaler.scale(loss)).backward()
+    if scaler is not None:
+        scaler.unscale_(optimizer)  # the true gradients, for clipping
     if cfg.grad_clip is not None:
         nn.utils.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip)
     record = {"step": step, "loss": loss.item(), "lr": optimizer.param_groups[0]["lr"]}
     record.update({k: v.item() for k, v in losses.items()})
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)  # skipped if a gradient is inf or NaN
+        scaler.update()
     scheduler.step()
     return record
 
@@ -195,8 +295,11 @@ def save_training_state(
     history: list[dict[str, float]],
     cfg: TrainConfig,
     dataset: CocoDetection,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Path:
-    """A checkpoint from which ``train(resume=path)`` continues exactly after ``len(history)`` steps."""
+    """A checkpoint from which ``train(resume=path)`` continues exactly after ``len(history)``
+    steps; with fp16, the loss scaler's state too."""
+    extra = {} if scaler is None else {"scaler": scaler.state_dict()}
     return save_checkpoint(
         path,
         model,
@@ -207,6 +310,7 @@ def save_training_state(
         train_config=dataclasses.asdict(cfg),
         class_names=list(getattr(dataset, "class_names", [])),
         label_to_category_id=list(getattr(dataset, "label_to_category_id", [])),
+        **extra,
     )
 
 
@@ -219,14 +323,16 @@ def train(
     time_limit_s: float | None = None,
     progress: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    workers: int = 0,
 ) -> TrainResult:
     """Train ``model`` on ``dataset`` for ``cfg.steps`` steps (fewer if ``time_limit_s`` runs out).
 
     ``out_dir``: checkpoints go to ``out_dir/last.pt`` every ``cfg.checkpoint_every`` steps
     and at the end. ``resume``: a checkpoint to continue from, exactly; it must have been made
     with the same model config and ``cfg``. ``on_step(step, record)`` is called after every step
-    (the notebooks draw live curves with it). A ``CocoDetection``'s image files are checked
-    (``check_files``) before the first step.
+    (the notebooks draw live curves with it). ``workers``: processes that decode the batches
+    ahead of the model (0: this process); the batches, and so the run, do not depend on it.
+    A ``CocoDetection``'s image files are checked (``check_files``) before the first step.
     """
     if isinstance(dataset, CocoDetection):
         dataset.check_files()
@@ -235,15 +341,20 @@ def train(
     wrapped = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
-    history, start = resume_from(resume, model, optimizer, scheduler, cfg) if resume is not None else ([], 0)
+    scaler = make_scaler(device, cfg.amp)
+    history, start = (
+        resume_from(resume, model, optimizer, scheduler, cfg, scaler) if resume is not None else ([], 0)
+    )
+    loader = batch_loader(dataset, cfg, start, workers, rank, world, pin_memory=device.type == "cuda")
 
     checkpoint = None
     model.train()
     began = time.perf_counter()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress or rank != 0)
-    for step in bar:
-        images, targets = load_batch(dataset, step, cfg, rank, world, device)
-        history.append(train_step(wrapped, optimizer, scheduler, images, targets, cfg, step))
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress or rank != 0)
+    for step, batch in enumerate(loader, start):
+        images, targets = to_device(batch, device)
+        history.append(train_step(wrapped, optimizer, scheduler, images, targets, cfg, step, scaler))
+        bar.update()
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
         if on_step is not None:
             on_step(step, history[-1])
@@ -252,7 +363,7 @@ def train(
         due = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
         if out_dir is not None and rank == 0 and (due or done == cfg.steps or out_of_time):
             checkpoint = save_training_state(
-                Path(out_dir) / "last.pt", model, optimizer, scheduler, history, cfg, dataset
+                Path(out_dir) / "last.pt", model, optimizer, scheduler, history, cfg, dataset, scaler
             )
         if out_of_time:
             break
@@ -265,6 +376,8 @@ def check_train_config(path: str | Path, state: dict, cfg: TrainConfig) -> None:
     """Raise ``CheckpointError`` naming the settings in which the checkpoint ``state`` (from
     ``path``) differs from ``cfg``: only a run with the same settings can be continued exactly."""
     saved, wanted = state.get("train_config") or {}, dataclasses.asdict(cfg)
+    if saved:  # a checkpoint from before a field existed was made with its old behaviour
+        saved = ADDED_FIELDS | saved
     differ = [
         f"{k} {saved.get(k)!r} in the checkpoint, {wanted[k]!r} here"
         for k in wanted
@@ -288,8 +401,9 @@ FIELD_ARGUMENTS: dict[str, tuple[Callable[[str], object], str]] = {
     "hflip_prob": (cli.number_in(0, 1), "probability of a horizontal flip"),
     "seed": (cli.integer_at_least(0), "seed of the weights, batches and flips"),
     "checkpoint_every": (cli.integer_at_least(0), "save every this many steps (0: at the end)"),
+    "amp": (str, "mixed precision: none (float32), bf16 or fp16 (with loss scaling)"),
 }
-CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES}
+CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "amp": tuple(AMP_DTYPES)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -298,7 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m retina_edu.train",
         description="Train RetinaNet on a COCO-format data set (by default the generated synthetic one).",
     )
-    parser.add_argument("--preset", choices=["cpu", "paper", "torchvision"], default="cpu")
+    parser.add_argument(
+        "--preset",
+        choices=["cpu", "paper", "torchvision", "tiny"],
+        default="cpu",
+        help="the model (tiny: the CPU preset for 64-px images, for tests; default: cpu)",
+    )
     parser.add_argument(
         "--ann-file", type=cli.existing_file, help="COCO json (default: the synthetic train split)"
     )
@@ -314,7 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--time-limit", type=cli.positive_number, help="stop after this many seconds of training"
     )
-    parser.add_argument("--device", type=cli.device, default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--device", type=cli.device, default=default_device(), help="default: cuda if there is one, else cpu"
+    )
+    parser.add_argument(
+        "--workers",
+        type=cli.integer_at_least(0),
+        default=0,
+        help="processes decoding the batches ahead of the model (0: the training process)",
+    )
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
         kind, help_text = FIELD_ARGUMENTS[field.name]
@@ -365,10 +492,11 @@ def main(argv: list[str] | None = None) -> TrainResult | None:
         dist.init_process_group("nccl" if args.device.startswith("cuda") else "gloo")
         if args.device.startswith("cuda"):
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    prepare_device(args.device)
     torch.manual_seed(cfg.seed)
     model = RetinaNet(config).to(args.device)
     try:
-        result = train(model, dataset, cfg, args.out, args.resume, args.time_limit)
+        result = train(model, dataset, cfg, args.out, args.resume, args.time_limit, workers=args.workers)
     except (CocoFormatError, ImageFileError) as error:  # an image that cannot be decoded
         cli.fail(parser, str(error))
     if dist.is_initialized():
