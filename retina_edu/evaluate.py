@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from retina_edu import cli
 from retina_edu.boxes import xyxy_to_xywh
 from retina_edu.data.coco import CocoDetection, CocoFormatError, ImageFileError, read_ground_truth
+from retina_edu.device import default_device, prepare_device
 
 # The twelve numbers of ``COCOeval.summarize()``, in its order: AP averaged over IoU 0.50:0.95,
 # at IoU 0.50 and 0.75, for small / medium / large objects; AR at 1, 10, 100 detections per
@@ -349,7 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--results-out", type=cli.writable_file, default=None, help="also write COCO results JSON here"
     )
-    parser.add_argument("--device", type=cli.device, default="cpu", help="e.g. cpu, cuda, cuda:1")
+    parser.add_argument(
+        "--device",
+        type=cli.device,
+        default=default_device(),
+        help="e.g. cpu, cuda, cuda:1 (default: cuda if there is one, else cpu)",
+    )
     parser.add_argument(
         "--num-workers", type=cli.integer_at_least(0), default=0, help="data loader worker processes"
     )
@@ -374,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> CocoEvalResult:
         state = load_checkpoint(args.checkpoint, map_location="cpu")
         check_labels(args.checkpoint, state, dataset.label_to_category_id, dataset.class_names, args.ann_file)
         model = model_from_checkpoint(args.checkpoint, state)
+        prepare_device(args.device)
         result = evaluate_model(
             model,
             dataset,
