@@ -3,6 +3,7 @@ side by side in one run.
 
     python benchmarks/speed.py                      # the CPU preset, 16 synthetic 128-px images
     python benchmarks/speed.py --preset paper --batch-size 2 --image-size 512
+    python benchmarks/speed.py --preset paper --batch-size 16 --image-size 800 --device cuda --amp bf16
 
 A training step is forward + loss + backward; an inference pass is forward + postprocessing in
 eval mode. Each is run alternately for both models and the median is reported.
@@ -14,7 +15,10 @@ matching, the loss and its backward). The split shows how far batching the match
 loss can carry the whole step: a line below the table gives the speed-up retina_edu would have
 if everything but its network took no time at all. The last line counts the network's
 floating-point operations and compares its rate with that of a large matrix product, roughly
-the most the CPU can do.
+the most the device can do.
+
+``--amp bf16`` or ``fp16`` runs both models' forward under ``torch.autocast`` in that dtype
+(torchvision in the same precision as retina_edu); the matrix product stays float32.
 """
 
 from __future__ import annotations
@@ -32,19 +36,30 @@ from retina_edu import RetinaNet, RetinaNetConfig, cli
 from retina_edu.checkpoint import load_shipped_model
 from retina_edu.compat import to_torchvision_state_dict, torchvision_retinanet
 from retina_edu.data import collate, load_split
+from retina_edu.device import default_device, prepare_device
+from retina_edu.train import AMP_DTYPES, autocast, to_device
 
 MATMUL_SIZE = 2048
 
 
+def synchronize() -> None:
+    """Wait for the GPU's queued work (CUDA runs asynchronously); nothing on the CPU."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def seconds(fn) -> float:
+    synchronize()
     start = time.perf_counter()
     fn()
+    synchronize()
     return time.perf_counter() - start
 
 
-def matmul_gflops(repeats: int = 10) -> float:
-    """The speed of one large float32 matrix product: about the most this CPU's threads can do."""
-    a, b = torch.randn(MATMUL_SIZE, MATMUL_SIZE), torch.randn(MATMUL_SIZE, MATMUL_SIZE)
+def matmul_gflops(device: str, repeats: int = 10) -> float:
+    """The speed of one large float32 matrix product: about the most ``device`` can do."""
+    a = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device)
+    b = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device)
     a @ b  # warm-up
     best = min(seconds(lambda: a @ b) for _ in range(repeats))
     return 2 * MATMUL_SIZE**3 / best / 1e9
@@ -76,6 +91,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="images are resized to this (paper preset)",
     )
     parser.add_argument("--repeats", type=cli.integer_at_least(1), default=20)
+    parser.add_argument("--device", type=cli.device, default=default_device(), help="cuda if there is one")
+    parser.add_argument(
+        "--amp", choices=tuple(AMP_DTYPES), default="none", help="autocast dtype of both models' forward"
+    )
     return parser.parse_args(argv)
 
 
@@ -101,36 +120,51 @@ def build_models(preset: str, num_classes: int, image_size: int) -> tuple[Retina
     return ours, theirs, weights
 
 
-def training_step(model: nn.Module, images: list[Tensor], targets: list[dict]) -> Callable[[], None]:
-    """Forward, loss and backward of ``model`` in train mode on one batch."""
+def training_step(
+    model: nn.Module, images: list[Tensor], targets: list[dict], amp: str = "none"
+) -> Callable[[], None]:
+    """Forward (under ``amp``'s autocast), loss and backward of ``model`` in train mode on one batch."""
+    device = next(model.parameters()).device
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        sum(model(images, targets).values()).backward()
+        with autocast(device, amp):
+            loss = sum(model(images, targets).values())
+        loss.backward()
 
     return step
 
 
-def inference(model: nn.Module, images: list[Tensor]) -> Callable[[], None]:
-    """Forward and postprocessing of ``model`` in eval mode on one batch."""
+def inference(model: nn.Module, images: list[Tensor], amp: str = "none") -> Callable[[], None]:
+    """Forward and postprocessing of ``model`` in eval mode on one batch, under ``amp``'s autocast."""
+    device = next(model.parameters()).device
 
     def run() -> None:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device, amp):
             model(images)
 
     return run
 
 
-def network_steps(ours: RetinaNet, theirs: nn.Module, images: list[Tensor]) -> tuple[Callable, Callable]:
-    """Forward and backward of each network alone (trunk, FPN, subnets) on the same normalised
-    batch, torchvision's in the default channels-first layout, with the same dense output
-    gradients, as a loss would give."""
+def network_steps(
+    ours: RetinaNet, theirs: nn.Module, images: list[Tensor], amp: str = "none"
+) -> tuple[Callable, Callable]:
+    """Forward (under ``amp``'s autocast) and backward of each network alone (trunk, FPN,
+    subnets) on the same normalised batch, torchvision's in the default channels-first layout,
+    with the same dense output gradients, as a loss would give."""
     batch = ours.preprocess(images, None)[0]
     batch_theirs = batch.contiguous()
-    outputs = {
-        "ours": lambda: list(ours.head(ours.fpn(ours.trunk(batch)))),
-        "theirs": lambda: list(theirs.head(list(theirs.backbone(batch_theirs).values())).values()),
-    }
+    device = batch.device
+
+    def forward_ours() -> list[Tensor]:
+        with autocast(device, amp):
+            return list(ours.head(ours.fpn(ours.trunk(batch))))
+
+    def forward_theirs() -> list[Tensor]:
+        with autocast(device, amp):
+            return list(theirs.head(list(theirs.backbone(batch_theirs).values())).values())
+
+    outputs = {"ours": forward_ours, "theirs": forward_theirs}
     with torch.no_grad():
         output_grads = [torch.randn_like(o) for o in outputs["ours"]()]
 
@@ -160,29 +194,37 @@ def report(rows: dict[str, tuple[float, float]]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    prepare_device(args.device)
     torch.manual_seed(0)
     dataset = load_split("train")
-    images, targets = collate([dataset[i] for i in range(args.batch_size)])
+    device = torch.device(args.device)
+    images, targets = to_device(collate([dataset[i] for i in range(args.batch_size)]), device)
     ours, theirs, weights = build_models(args.preset, dataset.num_classes, args.image_size)
+    ours.to(device), theirs.to(device)
+    where = (
+        torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    )
     print(
         f"{args.preset} preset, {args.batch_size} images of {tuple(images[0].shape)}, {weights}, "
-        f"{torch.get_num_threads()} threads, median of {args.repeats}"
+        f"{args.device} ({where}), precision {args.amp}, median of {args.repeats}"
     )
     ours.train(), theirs.train()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device, args.amp):
         la, lb = ours(images, targets), theirs(images, targets)
     print(
         f"same losses: classification {la['classification']:.5f} vs {lb['classification']:.5f}, "
         f"box {la['box_regression']:.5f} vs {lb['bbox_regression']:.5f}"
     )
-    our_network, their_network = network_steps(ours, theirs, images)
+    our_network, their_network = network_steps(ours, theirs, images, args.amp)
     runs = {
-        "training step": (training_step(ours, images, targets), training_step(theirs, images, targets)),
+        "training step": tuple(training_step(m, images, targets, args.amp) for m in (ours, theirs)),
         "  network only": (our_network, their_network),
     }
     rows = medians(runs, args.repeats)
     ours.eval(), theirs.eval()
-    rows |= medians({"inference": (inference(ours, images), inference(theirs, images))}, args.repeats)
+    rows |= medians(
+        {"inference": tuple(inference(m, images, args.amp) for m in (ours, theirs))}, args.repeats
+    )
     report(rows)
     ours.train()
     with FlopCounterMode(display=False) as counter:
@@ -191,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"the network does {flops / 1e9:.1f} GFLOP per training step (forward and backward), "
         f"{flops / net_seconds / 1e9:.0f} GFLOP/s in retina_edu; "
-        f"a {MATMUL_SIZE}x{MATMUL_SIZE} matrix product runs at {matmul_gflops():.0f} GFLOP/s here"
+        f"a {MATMUL_SIZE}x{MATMUL_SIZE} float32 matrix product runs at "
+        f"{matmul_gflops(args.device):.0f} GFLOP/s here"
     )
 
 
