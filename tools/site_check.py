@@ -84,6 +84,43 @@ def pages_of(site: Path) -> list[str]:
     )
 
 
+def check_page(context, base: str, name: str, shots: Path | None) -> tuple[list[str], dict]:
+    """Open one page of the site offline; return its problems and its state (``PAGE_STATE``)."""
+    page = context.new_page()
+    seen: list[str] = []
+
+    def offline(route) -> None:
+        if route.request.url.startswith(base) or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            seen.append(f"request to {route.request.url} (the site must work offline)")
+            route.abort()
+
+    page.route("**/*", offline)
+    page.on("console", lambda m: m.type == "error" and seen.append(f"console: {m.text}"))
+    page.on("pageerror", lambda e: seen.append(f"uncaught: {e}"))
+    page.on("response", lambda r: r.status >= 400 and seen.append(f"HTTP {r.status} for {r.url}"))
+    response = page.goto(base + name, wait_until="load")
+    if response is None or response.status != 200:
+        seen.append(f"page did not load ({response and response.status})")
+    state = page.evaluate(PAGE_STATE)
+    page.wait_for_timeout(200)  # late console errors
+    if shots is not None:
+        shot = shots / (name.replace("/", "__").removesuffix(".html") + ".png")
+        page.screenshot(path=str(shot), full_page=False)
+    seen += [f"image not decoded: {i['src']}" for i in state["images"] if i["width"] == 0]
+    seen += [f"TeX error: {t}" for t in state["texErrors"]]
+    seen += [f"math not typeset: {t!r}" for t in state["rawTex"]]
+    if state["nbvalMarkers"]:
+        seen.append(f"{state['nbvalMarkers']} code blocks show nbval's NBVAL_ markers")
+    if state["searchFields"] != 1:
+        seen.append(f"{state['searchFields']} search fields on the page, expected one")
+    if state["math"] and not state["typeset"]:
+        seen.append(f"{state['math']} math elements, none typeset (MathJax not loaded?)")
+    page.close()
+    return seen, state
+
+
 def check_site(site: Path, browser: str, shots: Path | None) -> list[str]:
     from playwright.sync_api import sync_playwright
 
@@ -105,42 +142,7 @@ def check_site(site: Path, browser: str, shots: Path | None) -> list[str]:
                 problems.append(f"the site's root does not lead to docs/index.html (at {front.url})")
             front.close()
             for name in pages:
-                page = context.new_page()
-                seen: list[str] = []
-
-                def offline(route, seen=seen):
-                    if route.request.url.startswith(base) or route.request.url.startswith("data:"):
-                        route.continue_()
-                    else:
-                        seen.append(f"request to {route.request.url} (the site must work offline)")
-                        route.abort()
-
-                page.route("**/*", offline)
-                page.on(
-                    "console", lambda m, seen=seen: m.type == "error" and seen.append(f"console: {m.text}")
-                )
-                page.on("pageerror", lambda e, seen=seen: seen.append(f"uncaught: {e}"))
-                page.on(
-                    "response",
-                    lambda r, seen=seen: r.status >= 400 and seen.append(f"HTTP {r.status} for {r.url}"),
-                )
-                response = page.goto(base + name, wait_until="load")
-                if response is None or response.status != 200:
-                    seen.append(f"page did not load ({response and response.status})")
-                state = page.evaluate(PAGE_STATE)
-                page.wait_for_timeout(200)  # late console errors
-                if shots is not None:
-                    shot = shots / (name.replace("/", "__").removesuffix(".html") + ".png")
-                    page.screenshot(path=str(shot), full_page=False)
-                seen += [f"image not decoded: {i['src']}" for i in state["images"] if i["width"] == 0]
-                seen += [f"TeX error: {t}" for t in state["texErrors"]]
-                seen += [f"math not typeset: {t!r}" for t in state["rawTex"]]
-                if state["nbvalMarkers"]:
-                    seen.append(f"{state['nbvalMarkers']} code blocks show nbval's NBVAL_ markers")
-                if state["searchFields"] != 1:
-                    seen.append(f"{state['searchFields']} search fields on the page, expected one")
-                if state["math"] and not state["typeset"]:
-                    seen.append(f"{state['math']} math elements, none typeset (MathJax not loaded?)")
+                seen, state = check_page(context, base, name, shots)
                 ids[name] = set(state["ids"])
                 links[name] = state["links"]
                 problems += [f"{name}: {p}" for p in seen]
@@ -148,7 +150,6 @@ def check_site(site: Path, browser: str, shots: Path | None) -> list[str]:
                     f"{name}: {len(state['images'])} images, {state['typeset']} formulas, "
                     f"{len(state['links'])} links, {len(seen)} problems"
                 )
-                page.close()
             chromium.close()
     finally:
         server.shutdown()

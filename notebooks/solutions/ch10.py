@@ -8,7 +8,7 @@ import numpy as np
 
 # Exercise 1
 def mean_ap(runs, key, seeds):
-    """Mean AP of the runs of one setting (its ``same_run`` key) over the given seeds only."""
+    """Mean AP of the runs of one setting (its ``run_key``) over the given seeds only."""
     seeds = set(seeds)
     return statistics.mean(r["AP"] for r in runs if r["key"] == key and r["seed"] in seeds)
 
