@@ -48,11 +48,16 @@ def stub(*args):
 TINY = RetinaNetConfig.tiny(num_classes=5)
 
 
+def tiny_synthetic(tmp_path_factory, num_images: int) -> CocoDetection:
+    """``num_images`` 64-pixel synthetic images of the five classes (seed 3), the data for TINY."""
+    root = tmp_path_factory.mktemp("synthetic")
+    ann = make_synthetic_coco(
+        root, "train", num_images=num_images, seed=3, image_size=64, min_object_size=8, max_object_size=40
+    )
+    return CocoDetection(ann, root / "train")
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> CocoDetection:
     """Four 64-pixel synthetic images of the five classes, for TINY (the command-line and input tests)."""
-    root = tmp_path_factory.mktemp("synthetic")
-    ann = make_synthetic_coco(
-        root, "train", num_images=4, seed=3, image_size=64, min_object_size=8, max_object_size=40
-    )
-    return CocoDetection(ann, root / "train")
+    return tiny_synthetic(tmp_path_factory, 4)

@@ -10,19 +10,17 @@ import torch
 
 from retina_edu import RetinaNet, RetinaNetConfig
 from retina_edu.checkpoint import load_checkpoint
-from retina_edu.data import CocoDetection, make_synthetic_coco
+from retina_edu.data import CocoDetection
 from retina_edu.train import TrainConfig, batch_indices, batch_loader, step_batch, train
+
+from .conftest import tiny_synthetic
 
 CFG = TrainConfig(steps=6, batch_size=4, warmup_steps=2, lr=2e-3, seed=1, checkpoint_every=3)
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> CocoDetection:
-    root = tmp_path_factory.mktemp("synthetic")
-    ann = make_synthetic_coco(
-        root, "train", num_images=10, seed=3, image_size=64, min_object_size=8, max_object_size=40
-    )
-    return CocoDetection(ann, root / "train")
+    return tiny_synthetic(tmp_path_factory, 10)
 
 
 def assert_same_batch(a, b) -> None:

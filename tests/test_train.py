@@ -7,7 +7,6 @@ import torch
 
 from retina_edu import RetinaNet, RetinaNetConfig
 from retina_edu.checkpoint import load_checkpoint, load_model, save_checkpoint
-from retina_edu.data import CocoDetection, make_synthetic_coco
 from retina_edu.train import (
     TrainConfig,
     batch_indices,
@@ -19,16 +18,14 @@ from retina_edu.train import (
     train_step,
 )
 
+from .conftest import tiny_synthetic
+
 TINY = RetinaNetConfig.tiny()
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    ann = make_synthetic_coco(
-        root, "train", num_images=24, seed=3, image_size=64, min_object_size=8, max_object_size=40
-    )
-    return CocoDetection(ann, root / "train")
+    return tiny_synthetic(tmp_path_factory, 24)
 
 
 def fresh_model(seed: int = 0) -> RetinaNet:
