@@ -37,7 +37,7 @@ from retina_edu.checkpoint import load_shipped_model
 from retina_edu.compat import to_torchvision_state_dict, torchvision_retinanet
 from retina_edu.data import collate, load_split
 from retina_edu.device import default_device, prepare_device
-from retina_edu.train import AMP_DTYPES, autocast, to_device
+from retina_edu.train import AMP_DTYPES, autocast, bf16_cpu_workaround, to_device
 
 MATMUL_SIZE = 2048
 
@@ -128,9 +128,10 @@ def training_step(
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        with autocast(device, amp):
-            loss = sum(model(images, targets).values())
-        loss.backward()
+        with bf16_cpu_workaround(device, amp):
+            with autocast(device, amp):
+                loss = sum(model(images, targets).values())
+            loss.backward()
 
     return step
 
@@ -171,7 +172,8 @@ def network_steps(
     def step(model: nn.Module, side: str) -> Callable[[], None]:
         def run() -> None:
             model.zero_grad(set_to_none=True)
-            torch.autograd.backward(outputs[side](), output_grads)
+            with bf16_cpu_workaround(device, amp):
+                torch.autograd.backward(outputs[side](), output_grads)
 
         return run
 

@@ -23,7 +23,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,6 +244,24 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
     return torch.autocast(device.type, dtype=dtype)
 
 
+@contextlib.contextmanager
+def bf16_cpu_workaround(device: torch.device, amp: str) -> Iterator[None]:
+    """Around a whole training step (forward and backward). In bf16 on the CPU, oneDNN's weight
+    gradient of a stride-2 convolution whose input is one pixel wide (P7 of a 64-px image, or of
+    a tall narrow one) reads memory it never wrote and comes back NaN at random (torch 2.14.1;
+    ``tests/test_amp.py`` has the four-line case). Such a step runs on PyTorch's own
+    convolution kernels instead; every other precision and device is left as it is."""
+    if device.type != "cpu" or amp != "bf16":
+        yield
+        return
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = enabled
+
+
 def make_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler | None:
     """fp16 needs its loss scaled so that small gradients do not flush to zero; bf16 (float32's
     exponent range) and float32 do not: ``None``."""
@@ -265,13 +283,15 @@ def train_step(
     scaled for the backward and the gradients unscaled before clipping, and a step whose
     gradients overflowed is skipped. Raises ``FloatingPointError`` on a non-finite loss, before
     any weight changes. Returns the step's record: step, loss, lr and each loss term."""
-    with autocast(next(wrapped.parameters()).device, cfg.amp):
-        losses = wrapped(images, targets)  # float32 scalars whatever the autocast dtype
-    loss = sum(losses.values())
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower the learning rate")
-    optimizer.zero_grad(set_to_none=True)
-    (loss if scaler is None else scaler.scale(loss)).backward()
+    device = next(wrapped.parameters()).device
+    with bf16_cpu_workaround(device, cfg.amp):
+        with autocast(device, cfg.amp):
+            losses = wrapped(images, targets)  # float32 scalars whatever the autocast dtype
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {step}: lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        (loss if scaler is None else scaler.scale(loss)).backward()
     if scaler is not None:
         scaler.unscale_(optimizer)  # the true gradients, for clipping
     if cfg.grad_clip is not None:
