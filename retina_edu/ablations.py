@@ -516,10 +516,19 @@ def smoke_variants() -> dict[str, Variant]:
 SMOKE_SETTINGS = ("CE alpha=0.75", "FL gamma=2.0 alpha=0.25", "FL bias 0", "1 scale(s) x 1 ratio(s)")
 
 
-def plan(groups: list[str], seeds: int, smoke: bool) -> list[tuple[Setting, int]]:
+def plan(
+    groups: list[str], seeds: int, smoke: bool, names: list[str] | None = None
+) -> list[tuple[Setting, int]]:
     """The runs to make, each distinct model once, seed-major within each group so that an
-    interrupted study has every setting at some seeds rather than some settings at all seeds."""
-    chosen = [s for s in SETTINGS if s.group in groups and (not smoke or s.name in SMOKE_SETTINGS)]
+    interrupted study has every setting at some seeds rather than some settings at all seeds.
+    ``names``: only the settings of these names (within ``groups``)."""
+    chosen = [
+        s
+        for s in SETTINGS
+        if s.group in groups
+        and (not smoke or s.name in SMOKE_SETTINGS)
+        and (names is None or s.name in names)
+    ]
     todo: dict[tuple[str, int], tuple[Setting, int]] = {}
     for group in groups:
         for seed in range(seeds):
@@ -606,6 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="which parts to run (default: all)"
     )
     parser.add_argument(
+        "--settings",
+        nargs="+",
+        choices=sorted({s.name for s in SETTINGS}),
+        metavar="NAME",
+        help="only the settings of these names, e.g. 'CE alpha=0.75' (default: every one of --groups)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=synthetic.DEFAULT_ROOT.parent / "results",
@@ -669,12 +685,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     revision, begun = git_revision(), time.perf_counter()
     runs_file = args.out / "runs.json"
-    runs = (
-        [r for r in json.loads(runs_file.read_text()) if r["steps"] == args.steps]
-        if runs_file.is_file()
-        else []
-    )
-    planned = plan(args.groups, args.seeds, args.smoke)
+    runs = json.loads(runs_file.read_text()) if runs_file.is_file() else []
+    other_steps = sorted({r["steps"] for r in runs} - {args.steps})
+    if other_steps:  # one folder, one schedule: the summary compares like with like
+        parser.error(
+            f"--out {args.out}: its runs.json holds runs of {other_steps[0]} steps; "
+            f"give --steps {args.steps} another --out"
+        )
+    planned = plan(args.groups, args.seeds, args.smoke, args.settings)
     done = {(r["key"], r["seed"]) for r in runs}
     todo = [] if args.report else [(s, seed) for s, seed in planned if (run_key(s), seed) not in done]
     for variant in variants.values():  # make the data once, before the workers need it

@@ -72,6 +72,12 @@ def test_plan_is_seed_major_and_runs_each_model_once():
     assert [seed for s, seed in todo[:5]] == [0] * 5  # all of 1a at seed 0 before seed 1
 
 
+def test_plan_of_named_settings_runs_only_those():
+    names = ["CE alpha=0.25", "FL gamma=2.0 alpha=0.25"]
+    todo = ablations.plan(["1a", "1b"], seeds=2, smoke=False, names=names)
+    assert [(s.name, seed) for s, seed in todo] == [(n, seed) for n in names for seed in (0, 1)]
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
@@ -161,6 +167,7 @@ def test_smoke_study_end_to_end(tmp_path, capsys):
         (["--seeds", "-1"], "--seeds: must be >= 1"),
         (["--groups", "1d"], "--groups: invalid choice"),
         (["--out", "/proc/forbidden"], "--out /proc/forbidden"),
+        (["--settings", "CE alpha=0.3"], "--settings: invalid choice: 'CE alpha=0.3'"),
     ],
 )
 def test_bad_arguments_get_one_line_and_exit_2(argv, message, capsys):
@@ -168,6 +175,16 @@ def test_bad_arguments_get_one_line_and_exit_2(argv, message, capsys):
         ablations.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_runs_of_another_schedule_are_kept_and_refused(tmp_path, capsys):
+    runs = [{"key": "k", "seed": 0, "steps": 800, "AP": 0.5}]
+    (tmp_path / "runs.json").write_text(json.dumps(runs))
+    with pytest.raises(SystemExit) as exit_info:
+        ablations.main(["--steps", "1600", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "runs of 800 steps; give --steps 1600 another --out" in capsys.readouterr().err
+    assert json.loads((tmp_path / "runs.json").read_text()) == runs  # nothing lost
 
 
 def test_a_diverged_run_keeps_its_loss_at_step_0_and_says_when(tmp_path):
