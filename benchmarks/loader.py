@@ -23,7 +23,7 @@ import torch
 
 from retina_edu import RetinaNet, RetinaNetConfig, cli
 from retina_edu.data import CocoDetection, load_split
-from retina_edu.device import default_device, prepare_device
+from retina_edu.device import prepare_device
 from retina_edu.train import (
     AMP_DTYPES,
     TrainConfig,
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=cli.integer_at_least(1), default=16)
     parser.add_argument("--steps", type=cli.integer_at_least(2), default=10, help="batches timed per loader")
     parser.add_argument("--repeats", type=cli.integer_at_least(1), default=5, help="training steps timed")
-    parser.add_argument("--device", type=cli.device, default=default_device())
+    cli.add_device_argument(parser)
     parser.add_argument("--amp", choices=tuple(AMP_DTYPES), default="none")
     return parser
 

@@ -36,7 +36,7 @@ from retina_edu import RetinaNet, RetinaNetConfig, cli
 from retina_edu.checkpoint import load_shipped_model
 from retina_edu.compat import to_torchvision_state_dict, torchvision_retinanet
 from retina_edu.data import collate, load_split
-from retina_edu.device import default_device, prepare_device
+from retina_edu.device import prepare_device
 from retina_edu.train import AMP_DTYPES, autocast, bf16_cpu_workaround, to_device
 
 MATMUL_SIZE = 2048
@@ -91,7 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="images are resized to this (paper preset)",
     )
     parser.add_argument("--repeats", type=cli.integer_at_least(1), default=20)
-    parser.add_argument("--device", type=cli.device, default=default_device(), help="cuda if there is one")
+    cli.add_device_argument(parser)
     parser.add_argument(
         "--amp", choices=tuple(AMP_DTYPES), default="none", help="autocast dtype of both models' forward"
     )

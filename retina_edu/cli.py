@@ -17,6 +17,8 @@ from typing import NoReturn
 
 import torch
 
+from retina_edu.device import DEVICE_ENV, default_device
+
 
 def integer_at_least(minimum: int) -> Callable[[str], int]:
     """A ``type=`` for integers ``>= minimum``."""
@@ -149,6 +151,22 @@ def device(text: str) -> str:
     elif parsed.type != "cpu":
         raise argparse.ArgumentTypeError(f"not a device: {text!r} (expected cpu, cuda, cuda:N or mps)")
     return str(parsed)
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``, checked by ``device``, with ``default_device()`` as its default. A bad
+    ``$RETINA_EDU_DEVICE`` ends the command with one line that names the variable, exit status 2."""
+    try:
+        default = default_device()
+    except ValueError as error:
+        fail(parser, str(error))
+    parser.add_argument(
+        "--device",
+        type=device,
+        default=default,
+        help=f"cpu, cuda, cuda:N or mps (default: ${DEVICE_ENV} if set, else cuda if there is one, "
+        f"else cpu; here {default})",
+    )
 
 
 def fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:

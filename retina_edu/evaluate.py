@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from retina_edu import cli
 from retina_edu.boxes import xyxy_to_xywh
 from retina_edu.data.coco import CocoDetection, CocoFormatError, ImageFileError, read_ground_truth
-from retina_edu.device import default_device, prepare_device
+from retina_edu.device import prepare_device
 
 # The twelve numbers of ``COCOeval.summarize()``, in its order: AP averaged over IoU 0.50:0.95,
 # at IoU 0.50 and 0.75, for small / medium / large objects; AR at 1, 10, 100 detections per
@@ -269,7 +269,7 @@ def evaluate_model(
     model: nn.Module,
     dataset: Any,
     batch_size: int = 8,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     progress: bool = True,
     label_to_category_id: Sequence[int] | None = None,
     num_workers: int = 0,
@@ -280,9 +280,9 @@ def evaluate_model(
     ``dataset[i]`` is ``(image (3, H, W) float in [0, 1], target)`` for image
     ``dataset.image_ids[i]``; ``model(list_of_images)`` returns one dict per image with ``boxes``
     (N, 4) xyxy in that image's pixels, ``scores`` (N,) and ``labels`` (N,) in ``0..K-1``. Labels
-    map to categories through ``label_to_category_id`` (default: the dataset's). The model is
-    moved to ``device`` and run in eval mode under ``torch.inference_mode()``; its training flag
-    is restored afterwards.
+    map to categories through ``label_to_category_id`` (default: the dataset's). The model runs
+    on ``device`` (default: where its weights are; given, the model is moved there) in eval mode
+    under ``torch.inference_mode()``; its training flag is restored afterwards.
 
     The detections do not depend on ``batch_size`` (beyond float rounding, ~1e-5 in a score):
     a batch only ever holds images of one size (grouped by the sizes the annotation file gives,
@@ -305,6 +305,7 @@ def evaluate_model(
         dataset, batch_sampler=batches, num_workers=num_workers, collate_fn=list
     )
     was_training = model.training
+    device = device if device is not None else next(model.parameters()).device
     model.to(device).eval()
     detections: list[dict[str, torch.Tensor]] = [{} for _ in image_ids]
     try:
@@ -350,12 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--results-out", type=cli.writable_file, default=None, help="also write COCO results JSON here"
     )
-    parser.add_argument(
-        "--device",
-        type=cli.device,
-        default=default_device(),
-        help="e.g. cpu, cuda, cuda:1 (default: cuda if there is one, else cpu)",
-    )
+    cli.add_device_argument(parser)
     parser.add_argument(
         "--num-workers", type=cli.integer_at_least(0), default=0, help="data loader worker processes"
     )

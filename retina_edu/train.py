@@ -44,7 +44,7 @@ from retina_edu.checkpoint import (
 from retina_edu.config import RetinaNetConfig
 from retina_edu.data import CocoDetection, RandomHorizontalFlip, collate, ensure_synthetic_dataset
 from retina_edu.data.coco import CocoFormatError, ImageFileError
-from retina_edu.device import default_device, prepare_device
+from retina_edu.device import prepare_device
 from retina_edu.model import RetinaNet
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -453,9 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--time-limit", type=cli.positive_number, help="stop after this many seconds of training"
     )
-    parser.add_argument(
-        "--device", type=cli.device, default=default_device(), help="default: cuda if there is one, else cpu"
-    )
+    cli.add_device_argument(parser)
     parser.add_argument(
         "--workers",
         type=cli.integer_at_least(0),

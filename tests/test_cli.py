@@ -15,6 +15,7 @@ import retina_edu.train as train_module
 from retina_edu import RetinaNet
 from retina_edu.checkpoint import load_checkpoint, save_checkpoint
 from retina_edu.data import CocoDetection
+from retina_edu.device import DEVICE_ENV, default_device
 from retina_edu.train import FIELD_ARGUMENTS, TrainConfig, build_parser
 
 from .conftest import TINY
@@ -112,6 +113,28 @@ def test_cuda_without_cuda_is_refused(data, tmp_path, capsys, no_work):
     assert "argument --device: 'cuda': CUDA is not available on this machine" in line
     line = error_line(evaluate_module.main, ["--device", "cuda:0"], capsys)
     assert "argument --device: 'cuda:0': CUDA is not available" in line
+
+
+def test_the_device_variable_chooses_the_default_device(monkeypatch):
+    monkeypatch.delenv(DEVICE_ENV, raising=False)
+    assert default_device() == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv(DEVICE_ENV, "cpu")
+    assert default_device() == "cpu"
+    assert build_parser().parse_args([]).device == "cpu"
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [("gpu0", "RETINA_EDU_DEVICE='gpu0' is not a device"), ("cuda", "CUDA is not available on this machine")],
+)
+def test_a_bad_device_variable_is_named_before_any_work(value, expected, monkeypatch, capsys, no_work):
+    if value == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.setenv(DEVICE_ENV, value)
+    with pytest.raises(ValueError, match=expected):
+        default_device()
+    for main in (train_module.main, evaluate_module.main):
+        assert expected in error_line(main, [], capsys)
 
 
 def test_missing_and_wrong_kinds_of_paths_are_named(data, tmp_path, capsys, no_work):
