@@ -20,7 +20,7 @@ import copy
 import io
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -307,25 +307,39 @@ def evaluate_model(
     was_training = model.training
     device = device if device is not None else next(model.parameters()).device
     model.to(device).eval()
-    detections: list[dict[str, torch.Tensor]] = [{} for _ in image_ids]
     try:
         with torch.inference_mode():
-            for indices, batch in zip(
-                batches, tqdm(loader, desc="evaluate", unit="batch", disable=not progress), strict=True
-            ):
-                by_shape: dict[tuple[int, ...], list[int]] = {}  # in case transforms changed sizes
-                for j, (image, _) in enumerate(batch):
-                    by_shape.setdefault(tuple(image.shape), []).append(j)
-                for js in by_shape.values():
-                    outputs = model([batch[j][0].to(device) for j in js])
-                    if len(outputs) != len(js):
-                        raise ValueError(f"model gave {len(outputs)} outputs for {len(js)} images")
-                    for j, out in zip(js, outputs, strict=True):
-                        detections[indices[j]] = {k: v.cpu() for k, v in out.items()}
+            detections = detect(model, loader, batches, len(image_ids), device, progress)
     finally:
         model.train(was_training)
     results = detections_to_coco_results(detections, image_ids, label_to_category_id)
     return coco_evaluate(coco_gt, results, verbose=verbose)
+
+
+def detect(
+    model: nn.Module,
+    loader: Iterable[list],
+    batches: list[list[int]],
+    num_images: int,
+    device: str | torch.device,
+    progress: bool,
+) -> list[dict[str, torch.Tensor]]:
+    """Run ``model`` on every batch of ``loader`` (``batches[b]`` holds batch b's data set
+    indices) and return the ``num_images`` detection dicts in data set order, on the CPU."""
+    detections: list[dict[str, torch.Tensor]] = [{} for _ in range(num_images)]
+    for indices, batch in zip(
+        batches, tqdm(loader, desc="evaluate", unit="batch", disable=not progress), strict=True
+    ):
+        by_shape: dict[tuple[int, ...], list[int]] = {}  # in case transforms changed sizes
+        for j, (image, _) in enumerate(batch):
+            by_shape.setdefault(tuple(image.shape), []).append(j)
+        for js in by_shape.values():
+            outputs = model([batch[j][0].to(device) for j in js])
+            if len(outputs) != len(js):
+                raise ValueError(f"model gave {len(outputs)} outputs for {len(js)} images")
+            for j, out in zip(js, outputs, strict=True):
+                detections[indices[j]] = {k: v.cpu() for k, v in out.items()}
+    return detections
 
 
 def format_per_class_ap(per_class: dict[str | int, float]) -> str:
