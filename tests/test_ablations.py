@@ -3,6 +3,7 @@ count, its summaries against hand arithmetic, Figure 4's curves, and the smoke r
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -158,6 +159,12 @@ def test_smoke_study_end_to_end(tmp_path, capsys):
     # resumable: a second invocation makes no run
     ablations.main(["--smoke", "--out", str(tmp_path)])
     assert "0 runs to make, 8 already" in capsys.readouterr().out
+    # a clone without the weights (not committed) keeps Figure 4's curves when it rewrites the summary
+    curves = json.loads((tmp_path / "figure4.json").read_text())
+    assert len(curves) == 2
+    shutil.rmtree(tmp_path / "models")
+    ablations.main(["--smoke", "--out", str(tmp_path), "--report"])
+    assert json.loads((tmp_path / "figure4.json").read_text()) == curves
 
 
 @pytest.mark.parametrize(
