@@ -54,3 +54,45 @@ def test_the_pieces_do_not_import_the_model():
     ]
     for piece in pieces:
         assert "retina_edu.model" not in graph[f"retina_edu.{piece}"], piece
+
+
+# The README's layer table, top to bottom ("retina_edu" is the package's __init__: it re-exports
+# RetinaNet and its config). A module may import from its own layer or any layer below it.
+LAYERS = {
+    "top": ["ablations", "exercises"],
+    "running it": ["train", "evaluate", "checkpoint", "compat", "cli"],
+    "the model": ["model", ""],
+    "data": ["data"],
+    "the pieces": ["transform", "anchors", "matching", "backbone", "fpn", "heads", "losses", "postprocess"],
+    "the bottom": ["boxes", "config", "paths", "device", "viz"],
+}
+
+
+def layer_of(module: str) -> int:
+    """Index in LAYERS (0 = top) of a module such as 'retina_edu.data.coco'."""
+    first = module.removeprefix("retina_edu").removeprefix(".").split(".")[0]
+    for index, names in enumerate(LAYERS.values()):
+        if first in names:
+            return index
+    raise AssertionError(f"{module} is in no layer of the README's table: add it there and to LAYERS")
+
+
+def imports_back_up(graph: dict[str, set[str]]) -> list[str]:
+    """Every import in ``graph`` of a module from a layer above the importer's."""
+    return [
+        f"{module} imports {name}, a layer above it"
+        for module, imported in sorted(graph.items())
+        for name in sorted(imported)
+        if layer_of(name) < layer_of(module)
+    ]
+
+
+def test_imports_run_down_the_readme_layers():
+    assert imports_back_up(package_imports()) == []
+
+
+def test_the_layer_check_catches_an_import_back_up():
+    assert imports_back_up(
+        {"retina_edu.boxes": {"retina_edu.model"}, "retina_edu.data.coco": {"retina_edu.paths"}}
+    ) == ["retina_edu.boxes imports retina_edu.model, a layer above it"]
+    assert layer_of("retina_edu") == layer_of("retina_edu.model")
