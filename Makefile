@@ -78,6 +78,7 @@ reproduce: setup
 benchmark: setup
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/train_ap.py
+	$(BIN)/python benchmarks/loader.py
 
 # The ablation study (hours on 2 cores; resumable): writes data/results/. See retina_edu/ablations.py.
 ablations: setup
