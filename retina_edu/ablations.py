@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from retina_edu.anchors import anchors_for_image, pyramid_grid_sizes
+from retina_edu.anchors import anchors_for_config
 from retina_edu.boxes import box_iou
 from retina_edu.config import RetinaNetConfig, anchor_sizes_per_level
 from retina_edu.data import CocoDetection, collate, ensure_synthetic_dataset, synthetic
@@ -125,7 +125,7 @@ def measure_imbalance(dataset: CocoDetection, config: RetinaNetConfig, images: i
     for i in range(min(images, len(dataset))):
         image, target = dataset[i]
         size = tuple(image.shape[-2:])
-        anchors = anchors_for_image(size, pyramid_grid_sizes(size), config.anchor_sizes, config.aspect_ratios)
+        anchors = anchors_for_config(config, size)
         matches = match_anchors(box_iou(target["boxes"], anchors), config.fg_iou_thresh, config.bg_iou_thresh)
         counts["foreground"] += int((matches >= 0).sum())
         counts["background"] += int((matches == BACKGROUND).sum())
