@@ -42,3 +42,15 @@ def test_notebook_runs_after_pip_install_and_shows_its_verdicts(path):
     assert "RETINA_EDU_QUICK" not in code, "use retina_edu.config.quick_mode()"
     # a check returns a Verdict whose repr is the line to read: a trailing ';' would hide it
     assert not re.search(r"^ch\d\d\.check_\w+\(.*\);\s*$", code, re.M), "drop the ';' after a check"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_figures_have_alt_text_and_bars_their_final_state(path):
+    nb = json.loads(path.read_text())
+    for index, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        if any("image/png" in o.get("data", {}) for o in cell["outputs"]):
+            assert cell["metadata"].get("alt", "").strip(), f"code cell {index}: a figure without alt text"
+        for output in cell["outputs"]:
+            text = "".join(output.get("text", ""))
+            for done, total in re.findall(r"(\d+)/(\d+) \[", text):  # tqdm's "7/300 [00:01<..."
+                assert done == total, f"code cell {index}: a progress bar stored at {done}/{total}"
