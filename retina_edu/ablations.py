@@ -538,6 +538,17 @@ def plan(
     return list(todo.values())
 
 
+def hardware() -> str:
+    """The GPU's name, or the CPU's model (Linux names it in /proc/cpuinfo) and its core count:
+    CPUs of one architecture can differ in the last digits of a run's AP (their kernels differ)."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, no GPU"
+
+
 def git_revision() -> str:
     try:
         return (
@@ -706,9 +717,7 @@ def main(argv: list[str] | None = None) -> dict:
     meta = {
         "command": "python -m retina_edu.ablations " + " ".join(argv if argv is not None else sys.argv[1:]),
         "git_revision": revision,
-        "hardware": torch.cuda.get_device_name()
-        if torch.cuda.is_available()
-        else f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, no GPU",
+        "hardware": hardware(),
         "steps": args.steps,
         "batch_size": TrainConfig().batch_size,
         "eval_score_thresh": EVAL_SCORE_THRESH,

@@ -3,7 +3,9 @@ count, its summaries against hand arithmetic, Figure 4's curves, and the smoke r
 
 import json
 import math
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -204,3 +206,15 @@ def test_a_diverged_run_keeps_its_loss_at_step_0_and_says_when(tmp_path):
     assert record["diverged"] and record["AP"] == 0.0
     assert math.isfinite(record["loss_step0"]) and record["diverged_at_step"] >= 1
     assert math.isfinite(record["max_loss_before"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU the record names the GPU")
+def test_the_record_names_the_cpu_model_and_cores():
+    text = ablations.hardware()
+    assert text.endswith(f", {os.cpu_count()} CPU cores, no GPU")
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():  # Linux: the model the kernel reports, e.g. "AMD EPYC"
+        models = {
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
+        }
+        assert any(text.startswith(model) for model in models), (text, models)
