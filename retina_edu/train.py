@@ -483,6 +483,11 @@ def main(argv: list[str] | None = None) -> TrainResult | None:
     parser = build_parser()
     args = parser.parse_args(argv)
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    world = int(os.environ.get("WORLD_SIZE", "1")) if "LOCAL_RANK" in os.environ else 1  # torchrun's
+    if cfg.batch_size % world:  # DDP averages the processes' gradients: their shares must be equal
+        cli.fail(
+            parser, f"--batch-size {cfg.batch_size}: not a multiple of the {world} processes torchrun started"
+        )
     state = None
     if args.resume is not None:
         try:

@@ -92,3 +92,14 @@ def test_bad_amp_and_workers_get_one_line(tmp_path, capsys, argument, value, say
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert says in err[-1] and argument in err[-1]
+
+
+def test_a_batch_that_torchrun_cannot_share_equally_gets_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", "0")  # as torchrun --nproc-per-node 3 sets them
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--out", str(tmp_path), "--batch-size", "16"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--batch-size 16: not a multiple of the 3 processes torchrun started")
+    assert not (tmp_path / "last.pt").exists()
