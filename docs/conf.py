@@ -44,7 +44,6 @@ html_last_updated_fmt = None
 html_copy_source = False
 html_show_sourcelink = False
 
-MATHJAX = files("mathjax") / "static" / "mathjax" / "es5"
 mathjax_path = "mathjax/tex-chtml.js"  # relative to _static: the copy made by _copy_mathjax below; its
 # fonts are found beside it (MathJax's default fontURL is relative to the script)
 # the bundles this site does not use (SVG output, MathML input, the speech-enabled builds)
@@ -53,8 +52,9 @@ _UNUSED = shutil.ignore_patterns("*svg*.js", "*-full*.js", "mml-*.js", "tex-mml-
 
 def _copy_mathjax(app, exception):
     if exception is None and app.builder.format == "html":
+        mathjax = files("mathjax") / "static" / "mathjax" / "es5"  # the [site] extra's MathJax
         shutil.copytree(
-            Path(str(MATHJAX)), Path(app.outdir) / "_static" / "mathjax", ignore=_UNUSED, dirs_exist_ok=True
+            Path(str(mathjax)), Path(app.outdir) / "_static" / "mathjax", ignore=_UNUSED, dirs_exist_ok=True
         )
         # the front page is docs/index.html: send the site's root there
         (Path(app.outdir) / "index.html").write_text(
@@ -69,11 +69,15 @@ def _copy_mathjax(app, exception):
 NBVAL_MARKER = re.compile(r"#\s*NBVAL_[A-Z_]+[^\S\n]*(\n|$)")
 
 
-def hide_nbval_markers(source: str) -> str:
-    """A notebook's JSON text with the nbval marker lines removed from the top of its code cells."""
+def for_the_site(source: str) -> str:
+    """A notebook's JSON text with the nbval marker lines removed from the top of its code cells,
+    and each figure's alt text (``metadata.alt``, which nbconvert and JupyterLab read) also where
+    myst-nb looks for it (``metadata.mystnb.image.alt``)."""
     notebook = json.loads(source)
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code":
+            if alt := cell["metadata"].get("alt"):
+                cell["metadata"].setdefault("mystnb", {}).setdefault("image", {})["alt"] = alt
             text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
             while (marker := NBVAL_MARKER.match(text)) is not None:
                 text = text[marker.end() :]
@@ -81,11 +85,11 @@ def hide_nbval_markers(source: str) -> str:
     return json.dumps(notebook)
 
 
-def _hide_nbval_markers(app, docname, content):
+def _for_the_site(app, docname, content):
     if str(app.env.doc2path(docname)).endswith(".ipynb"):
-        content[0] = hide_nbval_markers(content[0])
+        content[0] = for_the_site(content[0])
 
 
 def setup(app):
-    app.connect("source-read", _hide_nbval_markers)
+    app.connect("source-read", _for_the_site)
     app.connect("build-finished", _copy_mathjax)

@@ -1,6 +1,7 @@
 """The course site's sources and checker (the site itself: `make site-check`, a browser is needed)."""
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -45,3 +46,27 @@ def test_link_check_reports_missing_pages_and_anchors():
         "notebooks/01_a.html: link to a missing anchor notebooks/02_b.html#gone",
         "notebooks/01_a.html: link to a missing page notebooks/03_c.html",
     ]
+
+
+def load_site_conf():
+    spec = importlib.util.spec_from_file_location("site_conf", ROOT / "docs" / "conf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_site_gives_figures_their_alt_text_and_hides_nbval_markers():
+    notebook = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {"alt": "A bar chart."},
+                "source": "# NBVAL_CHECK_OUTPUT\nplot()",
+            },
+            {"cell_type": "code", "metadata": {}, "source": ["x = 1\n"]},
+        ]
+    }
+    cells = json.loads(load_site_conf().for_the_site(json.dumps(notebook)))["cells"]
+    assert cells[0]["metadata"]["mystnb"] == {"image": {"alt": "A bar chart."}}  # where myst-nb reads it
+    assert cells[0]["source"] == "plot()"
+    assert "mystnb" not in cells[1]["metadata"] and cells[1]["source"] == "x = 1\n"

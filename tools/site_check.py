@@ -3,9 +3,9 @@ would meet it (`make site-check`, after `make site`).
 
 For each HTML page: it loads (HTTP 200 from a local server), no console error or uncaught
 exception, no request leaves this machine (the site must work offline), every image has decoded
-(``naturalWidth > 0``), every math element is typeset by MathJax without a TeX error, and every
-link to another page of the site (and its ``#anchor``) resolves, no code block shows nbval's
-``# NBVAL_...`` markers, and one search field is shown. Each page is also saved as a screenshot
+(``naturalWidth > 0``) and has alt text, every math element is typeset by MathJax without a TeX
+error, and every link to another page of the site (and its ``#anchor``) resolves, no code block
+shows nbval's ``# NBVAL_...`` markers, and one search field is shown. Each page is also saved as a screenshot
 under ``--shots`` to look at.
 
 The browser is Debian's ``chromium-headless-shell`` (``apt-get install chromium-headless-shell``),
@@ -35,7 +35,8 @@ PAGE_STATE = """async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
   await Promise.all([...document.images].map(img => img.decode().catch(() => null)));
   return {
-    images: [...document.images].map(img => ({src: img.currentSrc || img.src, width: img.naturalWidth})),
+    images: [...document.images].map(img => ({src: img.currentSrc || img.src, width: img.naturalWidth,
+                                          alt: img.alt.trim()})),
     math: document.querySelectorAll('.math').length,
     typeset: document.querySelectorAll('mjx-container').length,
     texErrors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent),
@@ -109,6 +110,7 @@ def check_page(context, base: str, name: str, shots: Path | None) -> tuple[list[
         shot = shots / (name.replace("/", "__").removesuffix(".html") + ".png")
         page.screenshot(path=str(shot), full_page=False)
     seen += [f"image not decoded: {i['src']}" for i in state["images"] if i["width"] == 0]
+    seen += [f"image without alt text: {i['src']}" for i in state["images"] if not i["alt"]]
     seen += [f"TeX error: {t}" for t in state["texErrors"]]
     seen += [f"math not typeset: {t!r}" for t in state["rawTex"]]
     if state["nbvalMarkers"]:
