@@ -30,6 +30,7 @@ from retina_edu.data import (
     Resize,
     collate,
     ensure_synthetic_dataset,
+    load_split,
     make_synthetic_coco,
 )
 from retina_edu.data.coco import ImageFileError, read_ground_truth
@@ -459,3 +460,22 @@ def test_collate_keeps_images_and_targets_as_lists(synthetic):
     for target in targets:
         assert target["boxes"].shape == (len(target["labels"]), 4)
         assert (target["boxes"] >= 0).all() and (target["boxes"] <= 64).all()
+
+
+def test_load_split_without_make_names_the_missing_split_and_writes_nothing(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"synthetic val split is not made yet .*instances_val\.json"):
+        load_split("val", root=tmp_path, make=False)
+    assert list(tmp_path.iterdir()) == []
+    ensure_synthetic_dataset(tmp_path, train_images=3, val_images=2)
+    assert len(load_split("val", root=tmp_path, make=False)) == 2  # a split that is there loads
+
+
+def test_the_exercise_checks_do_not_make_the_data_set(tmp_path, monkeypatch):
+    from retina_edu.exercises import ch00
+
+    monkeypatch.setenv("RETINA_EDU_HOME", str(tmp_path))  # a data home without the data set
+    ch00.paper_fg_fraction_truth.cache_clear()
+    verdict = ch00.check_paper_fg_fraction(0.001)
+    ch00.paper_fg_fraction_truth.cache_clear()
+    assert "the checker itself failed" in repr(verdict) and "not made yet" in repr(verdict)
+    assert not any(tmp_path.rglob("*.png"))

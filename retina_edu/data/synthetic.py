@@ -48,6 +48,7 @@ GENERATOR_VERSION = 1
 
 IMAGE_SIZE = 128
 MIN_OBJECTS, MAX_OBJECTS = 2, 8  # objects per image, drawn uniformly
+TRAIN_IMAGES, VAL_IMAGES = 2000, 300  # the default data set's splits
 MIN_OBJECT_SIZE, MAX_OBJECT_SIZE = 12.0, 88.0  # sqrt(w * h) of the box, drawn log-uniformly
 ASPECT_RANGE = (0.6, 1.6)  # h / w for square, diamond and cross (log-uniform); 1 for the others
 STRETCHABLE = frozenset({"square", "diamond", "cross"})
@@ -381,8 +382,8 @@ def _split_complete(root: Path, params: GeneratorParams, recorded: dict | None) 
 
 def ensure_synthetic_dataset(
     root: str | Path | None = None,
-    train_images: int = 2000,
-    val_images: int = 300,
+    train_images: int = TRAIN_IMAGES,
+    val_images: int = VAL_IMAGES,
     seed: int = 0,
     image_size: int = IMAGE_SIZE,
     force: bool = False,
@@ -425,13 +426,22 @@ def ensure_synthetic_dataset(
 
 
 def load_split(
-    split: str, root: str | Path | None = None, transforms: Transform | None = None
+    split: str, root: str | Path | None = None, transforms: Transform | None = None, make: bool = True
 ) -> CocoDetection:
     """The synthetic data set's ``split`` ("train" or "val") as a ``CocoDetection``, made first
-    if it is not there (``ensure_synthetic_dataset(root)``, default size and seed)."""
+    if it is not there (``ensure_synthetic_dataset(root)``, default size and seed). With
+    ``make=False`` a split that is not there raises ``FileNotFoundError`` instead (the exercise
+    checks: they never write 2,300 images behind a learner's back)."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    paths = ensure_synthetic_dataset(root)
+    root = synthetic_root() if root is None else Path(root)
+    ann_file = root / "annotations" / f"instances_{split}.json"
+    if not make and not ann_file.is_file():
+        raise FileNotFoundError(
+            f"the synthetic {split} split is not made yet ({ann_file} is missing): run the notebook "
+            "from the top, or python -m retina_edu.data"
+        )
+    paths = ensure_synthetic_dataset(root) if make else {split: ann_file, "root": root}
     return CocoDetection(paths[split], paths["root"] / split, transforms)
 
 
@@ -444,8 +454,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--root", type=Path, default=synthetic_root(), help="output folder (default: %(default)s)"
     )
-    parser.add_argument("--train", type=int, default=2000, help="training images (default: %(default)s)")
-    parser.add_argument("--val", type=int, default=300, help="validation images (default: %(default)s)")
+    parser.add_argument(
+        "--train", type=int, default=TRAIN_IMAGES, help="training images (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--val", type=int, default=VAL_IMAGES, help="validation images (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument(
         "--image-size", type=int, default=IMAGE_SIZE, help="side in pixels (default: %(default)s)"

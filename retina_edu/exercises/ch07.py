@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from retina_edu.anchors import anchors_for_config
 from retina_edu.config import RetinaNetConfig
-from retina_edu.data import load_split
+from retina_edu.data.synthetic import TRAIN_IMAGES
 from retina_edu.exercises import Verdict, judge, number_problem, tensor_problem, values_problem
 from retina_edu.model import RetinaNet
 from retina_edu.train import TrainConfig, lr_factor
@@ -32,7 +32,7 @@ PAPER_STEPS_TO_CHECK = (0, 1_000, 59_999, 60_000, 70_000, 79_999, 80_000, 89_999
 def default_epochs() -> float:
     """Epochs that the default ``TrainConfig()`` makes over the synthetic training split."""
     cfg = TrainConfig()
-    return cfg.steps / (len(load_split("train")) // cfg.batch_size)  # an epoch drops the last partial batch
+    return cfg.steps / (TRAIN_IMAGES // cfg.batch_size)  # an epoch drops the last partial batch
 
 
 def check_epochs(answer: float | None) -> Verdict:
