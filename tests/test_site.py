@@ -8,11 +8,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_site_check():
-    spec = importlib.util.spec_from_file_location("site_check", ROOT / "tools" / "site_check.py")
+def load(name: str, path: Path):
+    """A module of the site's tools (tools/site_check.py, docs/conf.py), which are not a package."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_site_check():
+    return load("site_check", ROOT / "tools" / "site_check.py")
 
 
 def test_the_site_lists_every_notebook_in_order():
@@ -48,13 +53,6 @@ def test_link_check_reports_missing_pages_and_anchors():
     ]
 
 
-def load_site_conf():
-    spec = importlib.util.spec_from_file_location("site_conf", ROOT / "docs" / "conf.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_site_gives_figures_their_alt_text_and_hides_nbval_markers():
     notebook = {
         "cells": [
@@ -66,7 +64,8 @@ def test_the_site_gives_figures_their_alt_text_and_hides_nbval_markers():
             {"cell_type": "code", "metadata": {}, "source": ["x = 1\n"]},
         ]
     }
-    cells = json.loads(load_site_conf().for_the_site(json.dumps(notebook)))["cells"]
+    for_the_site = load("site_conf", ROOT / "docs" / "conf.py").for_the_site
+    cells = json.loads(for_the_site(json.dumps(notebook)))["cells"]
     assert cells[0]["metadata"]["mystnb"] == {"image": {"alt": "A bar chart."}}  # where myst-nb reads it
     assert cells[0]["source"] == "plot()"
     assert "mystnb" not in cells[1]["metadata"] and cells[1]["source"] == "x = 1\n"
