@@ -293,6 +293,11 @@ def _draw_images(image_dir: Path, params: GeneratorParams, indices: range) -> li
     return objects
 
 
+def annotation_file(root: Path, split: str) -> Path:
+    """Where a split's COCO annotations lie: ``root/annotations/instances_{split}.json``."""
+    return root / "annotations" / f"instances_{split}.json"
+
+
 def make_synthetic_coco(
     root: str | Path,
     split: str,
@@ -317,9 +322,9 @@ def make_synthetic_coco(
     )
     params.check()
     root = Path(root)
-    image_dir, ann_dir = root / split, root / "annotations"
+    image_dir, ann_file = root / split, annotation_file(root, split)
     image_dir.mkdir(parents=True, exist_ok=True)
-    ann_dir.mkdir(parents=True, exist_ok=True)
+    ann_file.parent.mkdir(parents=True, exist_ok=True)
     chunks = [range(i, min(i + CHUNK_IMAGES, num_images)) for i in range(0, num_images, CHUNK_IMAGES)]
     draw_chunk = partial(_draw_images, image_dir, params)
     if workers > 1 and len(chunks) > 1:  # each image has its own generator: the same files
@@ -332,7 +337,6 @@ def make_synthetic_coco(
     else:
         per_chunk = [draw_chunk(indices) for indices in chunks]
     objects_per_image = [objects for chunk in per_chunk for objects in chunk]
-    ann_file = ann_dir / f"instances_{split}.json"
     _write_json(ann_file, _coco_dict(params, objects_per_image))
     return ann_file
 
@@ -375,7 +379,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _split_complete(root: Path, params: GeneratorParams, recorded: dict | None) -> bool:
     """Whether the split's files exist and were made with ``params``."""
-    if recorded != asdict(params) or not (root / "annotations" / f"instances_{params.split}.json").is_file():
+    if recorded != asdict(params) or not annotation_file(root, params.split).is_file():
         return False
     return all((root / params.split / _file_name(i)).is_file() for i in range(params.num_images))
 
@@ -421,7 +425,7 @@ def ensure_synthetic_dataset(
             )
             manifest[split] = asdict(params)
             _write_json(manifest_file, manifest)
-        paths[split] = root / "annotations" / f"instances_{split}.json"
+        paths[split] = annotation_file(root, split)
     return {**paths, "root": root}
 
 
@@ -435,7 +439,7 @@ def load_split(
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     root = synthetic_root() if root is None else Path(root)
-    ann_file = root / "annotations" / f"instances_{split}.json"
+    ann_file = annotation_file(root, split)
     if not make and not ann_file.is_file():
         raise FileNotFoundError(
             f"the synthetic {split} split is not made yet ({ann_file} is missing): run the notebook "
