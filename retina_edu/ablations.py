@@ -540,7 +540,7 @@ def plan(
 
 def hardware() -> str:
     """The GPU's name, or the CPU's model (Linux names it in /proc/cpuinfo) and its core count:
-    CPUs of one architecture can differ in the last digits of a run's AP (their kernels differ)."""
+    two CPUs of one architecture round differently, and over 800 steps a run's AP drifts apart."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
     cpuinfo = Path("/proc/cpuinfo")
