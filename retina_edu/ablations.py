@@ -295,7 +295,10 @@ def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, ima
     uses its converged γ = 2 model and evaluates FL at each γ on it).
 
     Returns, per γ and kind, the share of the kind's total loss carried by the lowest-loss
-    fraction x of its samples, at 101 points x = 0, 0.01, …, 1; and the sample counts.
+    fraction x of its samples, at 101 points x = 0, 0.01, …, 1; the sample counts; and the model
+    as its own loss sees it (``own``): the positives' and the negatives' loss at the model's α and
+    γ per positive sample (how training normalises it), and the mean and median probability the
+    model gives its positive and its negative samples.
     """
     model.eval()
     batch, targets = collate([dataset[i] for i in range(min(images, len(dataset)))])
@@ -323,6 +326,16 @@ def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, ima
             index = (grid * (len(values) - 1)).round().long()
             out[f"gamma={gamma} {kind}"] = [round(v, 5) for v in cumulative[index].tolist()]
     out["counts"] = {"positive": int((target == 1).sum()), "negative": int((target == 0).sum())}
+    c = model.config
+    own = sigmoid_focal_loss(logit, target, alpha=c.focal_alpha, gamma=c.focal_gamma)
+    p = logit.sigmoid()
+    out["own"] = {"alpha": c.focal_alpha, "gamma": c.focal_gamma}
+    for kind, mask in (("positive", target == 1), ("negative", target == 0)):
+        out["own"][f"{kind} loss per positive"] = round(
+            own[mask].sum().item() / max(1, (target == 1).sum().item()), 5
+        )
+        out["own"][f"{kind} p mean"] = round(p[mask].mean().item(), 5)
+        out["own"][f"{kind} p median"] = round(p[mask].median().item(), 5)
     return out
 
 
@@ -489,6 +502,73 @@ def plot_curves(runs: list[dict], axis: list[dict]) -> Figure:
     return fig
 
 
+# Twice the budget: the best CE of Table 1a, the paper's best CE and FL γ = 2 at the most
+# imbalanced variant, rerun with --steps 1600 into results/steps1600 (see the README's command)
+BUDGET_SETTINGS = ("CE alpha=0.99", "CE alpha=0.75", "FL gamma=2.0 alpha=0.25")
+
+
+def compare_budgets(
+    short: list[dict], long: list[dict], names: tuple[str, ...] = BUDGET_SETTINGS
+) -> list[dict]:
+    """The settings ``names`` of Table 1a/1b (the most imbalanced variant) trained for two budgets:
+    ``short`` and ``long`` are the run records (runs.json) of each. Per setting: the short runs'
+    final AP (mean ± std over seeds), the long runs' AP after every quarter (mean over seeds), its
+    final AP ± std, its last-quarter rise and whether that rise is below its seed spread."""
+    out = []
+    for name in names:
+        key = run_key(next(s for s in SETTINGS if s.variant == HIGH and s.name == name))
+        mine_short = [r for r in short if r["key"] == key]
+        mine_long = sorted((r for r in long if r["key"] == key), key=lambda r: r["seed"])
+        if not mine_short or not mine_long:
+            continue
+        short_mean, short_std = _mean_std([r["AP"] for r in mine_short])
+        long_mean, long_std = _mean_std([r["AP"] for r in mine_long])
+        points = [p[0] for p in mine_long[0]["curve"]]
+        curve = [statistics.mean(r["curve"][i][1] for r in mine_long) for i in range(len(points))]
+        rise = curve[-1] - curve[-2]
+        out.append(
+            {
+                "setting": name,
+                "short_steps": mine_short[0]["steps"],
+                "short_AP": _round(short_mean),
+                "short_std": _round(short_std),
+                "short_seeds": len(mine_short),
+                "long_steps": mine_long[0]["steps"],
+                "long_curve": [[step, _round(ap)] for step, ap in zip(points, curve, strict=True)],
+                "long_AP": _round(long_mean),
+                "long_std": _round(long_std),
+                "long_seeds": len(mine_long),
+                "long_AP_by_seed": {r["seed"]: round(r["AP"], 4) for r in mine_long},
+                "last_quarter_rise": _round(rise),
+                "plateau": rise < long_std,
+            }
+        )
+    return out
+
+
+def plot_budgets(short: list[dict], long: list[dict], names: tuple[str, ...] = BUDGET_SETTINGS) -> Figure:
+    """Validation AP against step for each setting at both budgets: the long runs solid (each seed
+    faint, the mean bold), the short runs' mean dashed in the same colour."""
+    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for name, colour in zip(names, ("tab:blue", "tab:green", "tab:orange"), strict=False):
+        key = run_key(next(s for s in SETTINGS if s.variant == HIGH and s.name == name))
+        label = name.replace("alpha", "α").replace("gamma", "γ")
+        for runs, style in ((long, "o-"), (short, "s--")):
+            mine = [r for r in runs if r["key"] == key]
+            if not mine:
+                continue
+            steps = [p[0] for p in mine[0]["curve"]]
+            if style == "o-":
+                for r in mine:
+                    ax.plot(*zip(*r["curve"], strict=True), color=colour, alpha=0.3, lw=1)
+            mean = [statistics.mean(r["curve"][i][1] for r in mine) for i in range(len(steps))]
+            ax.plot(steps, mean, style, color=colour, label=f"{label}, {mine[0]['steps']} steps")
+    ax.set(xlabel="training step", ylabel="val AP", title=f"{HIGH}: each budget's own cosine schedule")
+    ax.legend(fontsize=7)
+    return fig
+
+
 def plot_figure4(fig4: dict) -> Figure:
     """Figure 4 for each trained model: cumulative normalised loss of positives and negatives."""
     models = list(fig4)
@@ -579,7 +659,8 @@ def write_results(
     high = next((a for a in axis if a["variant"] == HIGH), None)
     if high is not None:
         _, val_set = variants[HIGH].datasets(data_root)
-        for name in ("FL gamma=2.0 alpha=0.25", high["best_CE"]):
+        # FL, the best CE and the paper's best CE (α = .75), each where its weights are at hand
+        for name in dict.fromkeys(("FL gamma=2.0 alpha=0.25", high["best_CE"], "CE alpha=0.75")):
             setting = next(s for s in SETTINGS if s.variant == HIGH and s.name == name)
             weights = models / f"{model_file_stem(setting, 0)}.pt"
             if weights.is_file():

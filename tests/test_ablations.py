@@ -13,8 +13,8 @@ import torch
 from retina_edu import RetinaNet, ablations
 from retina_edu.anchors import anchors_for_image
 from retina_edu.boxes import box_iou
-from retina_edu.data import CocoDetection, make_synthetic_coco
-from retina_edu.matching import BACKGROUND, match_anchors
+from retina_edu.data import CocoDetection, collate, make_synthetic_coco
+from retina_edu.matching import BACKGROUND, IGNORED, match_anchors
 
 BY_NAME = {(s.variant, s.name): s for s in ablations.SETTINGS}
 HIGH = ablations.HIGH
@@ -134,6 +134,26 @@ def test_summaries_by_hand():
     )
 
 
+def test_two_budgets_by_hand():
+    ce, fl = (BY_NAME[HIGH, n] for n in ("CE alpha=0.99", "FL gamma=2.0 alpha=0.25"))
+    short = [_run(ablations.run_key(ce), s, ap) for s, ap in ((0, 0.20), (1, 0.22), (2, 0.18))]
+    long = [
+        {**_run(ablations.run_key(ce), 0, 0.30), "steps": 400, "curve": [[200, 0.24], [400, 0.30]]},
+        {**_run(ablations.run_key(ce), 1, 0.34), "steps": 400, "curve": [[200, 0.26], [400, 0.34]]},
+    ]
+    (row,) = ablations.compare_budgets(short, long, names=("CE alpha=0.99", fl.name))  # no FL runs
+    assert (row["short_steps"], row["short_AP"], row["short_std"]) == (200, 0.2, 0.02)
+    assert (row["long_steps"], row["long_seeds"], row["long_AP"]) == (400, 2, 0.32)
+    assert row["long_curve"] == [[200, 0.25], [400, 0.32]]
+    assert row["last_quarter_rise"] == pytest.approx(0.07)
+    assert row["long_std"] == pytest.approx(0.0283, abs=1e-4) and row["plateau"] is False  # .07 > .028
+    flat = [{**r, "curve": [[200, r["AP"] - 0.01], [400, r["AP"]]]} for r in long]
+    assert ablations.compare_budgets(short, flat, names=("CE alpha=0.99",))[0]["plateau"] is True
+    figure = ablations.plot_budgets(short, long, names=("CE alpha=0.99",))
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["CE α=0.99, 400 steps", "CE α=0.99, 200 steps"]
+
+
 def test_figure4_curves_are_distributions(tiny):
     torch.manual_seed(0)
     model = RetinaNet(ablations.study_config(ablations.VARIANTS[HIGH]))
@@ -147,6 +167,38 @@ def test_figure4_curves_are_distributions(tiny):
     assert ablations.hardest_share(curves, 2.0, "negative", 0.01) > ablations.hardest_share(
         curves, 0.0, "negative", 0.01
     )
+
+
+def test_figure4_splits_a_ce_models_own_loss_as_torch_does(tiny):
+    torch.manual_seed(0)
+    config = ablations.study_config(ablations.VARIANTS[HIGH], focal_gamma=0.0, focal_alpha=0.75)
+    model = RetinaNet(config)
+    own = ablations.figure4(model, tiny, images=6)["own"]
+    # the same pairs by hand: γ = 0 is α-balanced BCE, which torch computes on its own
+    batch, targets = collate([tiny[i] for i in range(6)])
+    with torch.no_grad():
+        x, _, targets = model.preprocess(batch, targets)
+        features = model.fpn(model.trunk(x))
+        logits, _ = model.head(features)
+        anchors = model.anchors(tuple(x.shape[-2:]), features)
+    pos = neg = 0.0
+    n_pos, p_pos = 0, []
+    for b, t in enumerate(targets):
+        matches = match_anchors(box_iou(t["boxes"], anchors))
+        onehot = torch.zeros_like(logits[b])
+        onehot[matches >= 0, t["labels"][matches[matches >= 0]]] = 1
+        kept, y = logits[b][matches != IGNORED], onehot[matches != IGNORED]
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(kept, y, reduction="none")
+        pos += 0.75 * bce[y == 1].sum().item()
+        neg += 0.25 * bce[y == 0].sum().item()
+        n_pos += int((y == 1).sum())
+        p_pos.append(kept[y == 1].sigmoid())
+    assert own["alpha"] == 0.75 and own["gamma"] == 0.0
+    assert own["positive loss per positive"] == pytest.approx(pos / n_pos, rel=1e-3)
+    assert own["negative loss per positive"] == pytest.approx(neg / n_pos, rel=1e-3)
+    assert own["positive p mean"] == pytest.approx(torch.cat(p_pos).mean().item(), abs=1e-5)
+    # an untrained head predicts the prior π = .01 for every pair (§4.1)
+    assert own["negative p median"] == pytest.approx(0.01, abs=0.005)
 
 
 def test_smoke_study_end_to_end(tmp_path, capsys):
