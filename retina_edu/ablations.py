@@ -546,24 +546,27 @@ def compare_budgets(
     return out
 
 
-def plot_budgets(short: list[dict], long: list[dict], names: tuple[str, ...] = BUDGET_SETTINGS) -> Figure:
-    """Validation AP against step for each setting at both budgets: the long runs solid (each seed
-    faint, the mean bold), the short runs' mean dashed in the same colour."""
+def plot_budgets(budgets: list[list[dict]], names: tuple[str, ...] = BUDGET_SETTINGS) -> Figure:
+    """Validation AP against step for each setting at several budgets, each given as its runs
+    (runs.json): the longest solid (each seed faint, the mean bold), the others' means dashed or
+    dotted in the same colour."""
     fig = Figure(figsize=(6.5, 3.8), layout="constrained")
     ax = fig.subplots()
+    budgets = sorted(budgets, key=lambda runs: -max(r["steps"] for r in runs))
+    styles = ("o-", "s--", "^:")
     for name, colour in zip(names, ("tab:blue", "tab:green", "tab:orange"), strict=False):
         key = run_key(next(s for s in SETTINGS if s.variant == HIGH and s.name == name))
         label = name.replace("alpha", "α").replace("gamma", "γ")
-        for runs, style in ((long, "o-"), (short, "s--")):
+        for rank, runs in enumerate(budgets):
             mine = [r for r in runs if r["key"] == key]
             if not mine:
                 continue
-            steps = [p[0] for p in mine[0]["curve"]]
-            if style == "o-":
+            if rank == 0:
                 for r in mine:
                     ax.plot(*zip(*r["curve"], strict=True), color=colour, alpha=0.3, lw=1)
+            steps = [p[0] for p in mine[0]["curve"]]
             mean = [statistics.mean(r["curve"][i][1] for r in mine) for i in range(len(steps))]
-            ax.plot(steps, mean, style, color=colour, label=f"{label}, {mine[0]['steps']} steps")
+            ax.plot(steps, mean, styles[rank % 3], color=colour, label=f"{label}, {mine[0]['steps']} steps")
     ax.set(xlabel="training step", ylabel="val AP", title=f"{HIGH}: each budget's own cosine schedule")
     ax.legend(fontsize=7)
     return fig
