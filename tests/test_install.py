@@ -76,8 +76,16 @@ def test_wheel_holds_the_package_its_data_and_metadata(wheel):
     assert "retina_edu/py.typed" in names
     assert "retina_edu/_shipped/checkpoints/retinanet_cpu.pt" in names
     for kind, suffixes in (("checkpoints", {".pt", ".json"}), ("results", {".json", ".csv", ".png"})):
-        shipped = [p.name for p in (ROOT / "data" / kind).iterdir() if p.suffix in suffixes]
-        assert all(f"retina_edu/_shipped/{kind}/{name}" in names for name in shipped), (kind, shipped)
+        folder = ROOT / "data" / kind  # with its subfolders (results/steps1600), but not models/
+        shipped = [
+            p.relative_to(folder).as_posix()
+            for p in folder.rglob("*")
+            if p.suffix in suffixes and "models" not in p.relative_to(folder).parts
+        ]
+        assert shipped and all(f"retina_edu/_shipped/{kind}/{name}" in names for name in shipped), (
+            kind,
+            shipped,
+        )
     assert not any(n.startswith(("data/", "tests/", "notebooks/")) for n in names)
     # every package of the source tree is listed in pyproject.toml's explicit package list
     packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "retina_edu").rglob("__init__.py")}
