@@ -424,6 +424,13 @@ def imbalance_axis(rows: list[dict], imbalance: dict[str, dict]) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------- figures
+def mean_curve(runs: list[dict]) -> tuple[list[int], list[float]]:
+    """The steps at which ``runs`` (the seeds of one setting and budget) were evaluated, and their
+    mean validation AP at each."""
+    steps = [point[0] for point in runs[0]["curve"]]
+    return steps, [statistics.mean(r["curve"][i][1] for r in runs) for i in range(len(steps))]
+
+
 def plot_imbalance(axis: list[dict]) -> Figure:
     """The paper's thesis in one picture: FL − best CE against the measured imbalance (left),
     and the two APs themselves (right), mean ± std over seeds."""
@@ -494,16 +501,16 @@ def plot_curves(runs: list[dict], axis: list[dict]) -> Figure:
             mine = [r for r in runs if r["key"] == run_key(setting)]
             for r in mine:
                 ax.plot(*zip(*r["curve"], strict=True), color=colour, alpha=0.3, lw=1)
-            steps = [p[0] for p in mine[0]["curve"]]
-            mean = [statistics.mean(r["curve"][i][1] for r in mine) for i in range(len(steps))]
-            ax.plot(steps, mean, "o-", color=colour, label=name.replace("alpha", "α").replace("gamma", "γ"))
+            ax.plot(
+                *mean_curve(mine), "o-", color=colour, label=name.replace("alpha", "α").replace("gamma", "γ")
+            )
         ax.set(xlabel="training step", ylabel="val AP", title=f"{a['variant']} ({a['ratio']:.0f} : 1)")
         ax.legend(fontsize=7)
     return fig
 
 
-# Twice the budget: the best CE of Table 1a, the paper's best CE and FL γ = 2 at the most
-# imbalanced variant, rerun with --steps 1600 into results/steps1600 (see the README's command)
+# Longer budgets: the best CE of Table 1a, the paper's best CE and FL γ = 2 at the most imbalanced
+# variant, rerun with --steps 1600 and 3200 into results/steps1600 and steps3200 (the README's commands)
 BUDGET_SETTINGS = ("CE alpha=0.99", "CE alpha=0.75", "FL gamma=2.0 alpha=0.25")
 
 
@@ -523,8 +530,7 @@ def compare_budgets(
             continue
         short_mean, short_std = _mean_std([r["AP"] for r in mine_short])
         long_mean, long_std = _mean_std([r["AP"] for r in mine_long])
-        points = [p[0] for p in mine_long[0]["curve"]]
-        curve = [statistics.mean(r["curve"][i][1] for r in mine_long) for i in range(len(points))]
+        points, curve = mean_curve(mine_long)
         rise = curve[-1] - curve[-2]
         out.append(
             {
@@ -564,9 +570,9 @@ def plot_budgets(budgets: list[list[dict]], names: tuple[str, ...] = BUDGET_SETT
             if rank == 0:
                 for r in mine:
                     ax.plot(*zip(*r["curve"], strict=True), color=colour, alpha=0.3, lw=1)
-            steps = [p[0] for p in mine[0]["curve"]]
-            mean = [statistics.mean(r["curve"][i][1] for r in mine) for i in range(len(steps))]
-            ax.plot(steps, mean, styles[rank % 3], color=colour, label=f"{label}, {mine[0]['steps']} steps")
+            ax.plot(
+                *mean_curve(mine), styles[rank % 3], color=colour, label=f"{label}, {mine[0]['steps']} steps"
+            )
     ax.set(xlabel="training step", ylabel="val AP", title=f"{HIGH}: each budget's own cosine schedule")
     ax.legend(fontsize=7)
     return fig
