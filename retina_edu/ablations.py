@@ -490,6 +490,15 @@ def plot_table1(rows: list[dict]) -> Figure:
     return fig
 
 
+def plot_seeds(ax, runs: list[dict], colour: str, style: str, label: str, seeds: bool = True) -> None:
+    """The validation curves of ``runs`` (one setting's seeds) on ``ax``: each seed faint when
+    ``seeds``, their mean in ``style``."""
+    if seeds:
+        for r in runs:
+            ax.plot(*zip(*r["curve"], strict=True), color=colour, alpha=0.3, lw=1)
+    ax.plot(*mean_curve(runs), style, color=colour, label=label)
+
+
 def plot_curves(runs: list[dict], axis: list[dict]) -> Figure:
     """Validation AP against training step for the best CE and FL on each variant (mean over
     seeds, each seed faint): the curves that say whether the budget reached a plateau."""
@@ -499,11 +508,7 @@ def plot_curves(runs: list[dict], axis: list[dict]) -> Figure:
         for name, colour in ((a["best_CE"], "tab:blue"), ("FL gamma=2.0 alpha=0.25", "tab:orange")):
             setting = next(s for s in SETTINGS if s.variant == a["variant"] and s.name == name)
             mine = [r for r in runs if r["key"] == run_key(setting)]
-            for r in mine:
-                ax.plot(*zip(*r["curve"], strict=True), color=colour, alpha=0.3, lw=1)
-            ax.plot(
-                *mean_curve(mine), "o-", color=colour, label=name.replace("alpha", "α").replace("gamma", "γ")
-            )
+            plot_seeds(ax, mine, colour, "o-", name.replace("alpha", "α").replace("gamma", "γ"))
         ax.set(xlabel="training step", ylabel="val AP", title=f"{a['variant']} ({a['ratio']:.0f} : 1)")
         ax.legend(fontsize=7)
     return fig
@@ -567,12 +572,7 @@ def plot_budgets(budgets: list[list[dict]], names: tuple[str, ...] = BUDGET_SETT
             mine = [r for r in runs if r["key"] == key]
             if not mine:
                 continue
-            if rank == 0:
-                for r in mine:
-                    ax.plot(*zip(*r["curve"], strict=True), color=colour, alpha=0.3, lw=1)
-            ax.plot(
-                *mean_curve(mine), styles[rank % 3], color=colour, label=f"{label}, {mine[0]['steps']} steps"
-            )
+            plot_seeds(ax, mine, colour, styles[rank % 3], f"{label}, {mine[0]['steps']} steps", rank == 0)
     ax.set(xlabel="training step", ylabel="val AP", title=f"{HIGH}: each budget's own cosine schedule")
     ax.legend(fontsize=7)
     return fig
