@@ -213,6 +213,11 @@ SETTINGS = [
 GROUPS = tuple(dict.fromkeys(s.group for s in SETTINGS))
 
 
+def high_setting(name: str) -> Setting:
+    """The setting called ``name`` at the most imbalanced variant (Table 1's rows are there)."""
+    return next(s for s in SETTINGS if s.variant == HIGH and s.name == name)
+
+
 def run_key(setting: Setting) -> str:
     """A key shared by the settings that train the very same model: the variant, the config
     fields that differ from ``study_config`` and the training changes (Table 1a's α = .75 is
@@ -325,15 +330,14 @@ def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, ima
             cumulative = values.cumsum(0) / values.sum()
             index = (grid * (len(values) - 1)).round().long()
             out[f"gamma={gamma} {kind}"] = [round(v, 5) for v in cumulative[index].tolist()]
-    out["counts"] = {"positive": int((target == 1).sum()), "negative": int((target == 0).sum())}
+    n_positive = int((target == 1).sum())
+    out["counts"] = {"positive": n_positive, "negative": len(target) - n_positive}
     c = model.config
     own = sigmoid_focal_loss(logit, target, alpha=c.focal_alpha, gamma=c.focal_gamma)
     p = logit.sigmoid()
     out["own"] = {"alpha": c.focal_alpha, "gamma": c.focal_gamma}
     for kind, mask in (("positive", target == 1), ("negative", target == 0)):
-        out["own"][f"{kind} loss per positive"] = round(
-            own[mask].sum().item() / max(1, (target == 1).sum().item()), 5
-        )
+        out["own"][f"{kind} loss per positive"] = round(own[mask].sum().item() / max(1, n_positive), 5)
         out["own"][f"{kind} p mean"] = round(p[mask].mean().item(), 5)
         out["own"][f"{kind} p median"] = round(p[mask].median().item(), 5)
     return out
@@ -528,7 +532,7 @@ def compare_budgets(
     final AP ± std, its last-quarter rise and whether that rise is below its seed spread."""
     out = []
     for name in names:
-        key = run_key(next(s for s in SETTINGS if s.variant == HIGH and s.name == name))
+        key = run_key(high_setting(name))
         mine_short = [r for r in short if r["key"] == key]
         mine_long = sorted((r for r in long if r["key"] == key), key=lambda r: r["seed"])
         if not mine_short or not mine_long:
@@ -566,7 +570,7 @@ def plot_budgets(budgets: list[list[dict]], names: tuple[str, ...] = BUDGET_SETT
     budgets = sorted(budgets, key=lambda runs: -max(r["steps"] for r in runs))
     styles = ("o-", "s--", "^:")
     for name, colour in zip(names, ("tab:blue", "tab:green", "tab:orange"), strict=False):
-        key = run_key(next(s for s in SETTINGS if s.variant == HIGH and s.name == name))
+        key = run_key(high_setting(name))
         label = name.replace("alpha", "α").replace("gamma", "γ")
         for rank, runs in enumerate(budgets):
             mine = [r for r in runs if r["key"] == key]
@@ -670,7 +674,7 @@ def write_results(
         _, val_set = variants[HIGH].datasets(data_root)
         # FL, the best CE and the paper's best CE (α = .75), each where its weights are at hand
         for name in dict.fromkeys(("FL gamma=2.0 alpha=0.25", high["best_CE"], "CE alpha=0.75")):
-            setting = next(s for s in SETTINGS if s.variant == HIGH and s.name == name)
+            setting = high_setting(name)
             weights = models / f"{model_file_stem(setting, 0)}.pt"
             if weights.is_file():
                 model = RetinaNet(study_config(variants[HIGH], val_set.num_classes, **setting.changes))
