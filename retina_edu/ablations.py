@@ -610,17 +610,23 @@ SMOKE_SETTINGS = ("CE alpha=0.75", "FL gamma=2.0 alpha=0.25", "FL bias 0", "1 sc
 
 
 def plan(
-    groups: list[str], seeds: int, smoke: bool, names: list[str] | None = None
+    groups: list[str],
+    seeds: int,
+    smoke: bool,
+    names: list[str] | None = None,
+    variants: list[str] | None = None,
 ) -> list[tuple[Setting, int]]:
     """The runs to make, each distinct model once, seed-major within each group so that an
     interrupted study has every setting at some seeds rather than some settings at all seeds.
-    ``names``: only the settings of these names (within ``groups``)."""
+    ``names``, ``variants``: only the settings of these names, on these variants (within
+    ``groups``)."""
     chosen = [
         s
         for s in SETTINGS
         if s.group in groups
         and (not smoke or s.name in SMOKE_SETTINGS)
         and (names is None or s.name in names)
+        and (variants is None or s.variant in variants)
     ]
     todo: dict[tuple[str, int], tuple[Setting, int]] = {}
     for group in groups:
@@ -730,6 +736,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the settings of these names, e.g. 'CE alpha=0.75' (default: every one of --groups)",
     )
     parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        help=f"only the settings on these data variants (default: all; Table 1 is on {HIGH})",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=synthetic.DEFAULT_ROOT.parent / "results",
@@ -800,7 +812,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"--out {args.out}: its runs.json holds runs of {other_steps[0]} steps; "
             f"give --steps {args.steps} another --out"
         )
-    planned = plan(args.groups, args.seeds, args.smoke, args.settings)
+    planned = plan(args.groups, args.seeds, args.smoke, args.settings, args.variants)
     done = {(r["key"], r["seed"]) for r in runs}
     todo = [] if args.report else [(s, seed) for s, seed in planned if (run_key(s), seed) not in done]
     for variant in variants.values():  # make the data once, before the workers need it

@@ -81,6 +81,14 @@ def test_plan_of_named_settings_runs_only_those():
     assert [(s.name, seed) for s, seed in todo] == [(n, seed) for n in names for seed in (0, 1)]
 
 
+def test_plan_on_named_variants_runs_only_theirs():
+    todo = ablations.plan(["imbalance"], seeds=1, smoke=False, names=["CE alpha=0.99"], variants=["sparse"])
+    assert [(s.variant, s.name) for s, _ in todo] == [("sparse", "CE alpha=0.99")]
+    todo = ablations.plan(["imbalance"], seeds=1, smoke=False, variants=["dense", "sparse"])
+    assert {s.variant for s, _ in todo} == {"dense", "sparse"}
+    assert len(todo) == 2 * (len(ablations.AXIS_ALPHAS) + 1)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
@@ -229,6 +237,7 @@ def test_smoke_study_end_to_end(tmp_path, capsys):
         (["--groups", "1d"], "--groups: invalid choice"),
         (["--out", "/proc/forbidden"], "--out /proc/forbidden"),
         (["--settings", "CE alpha=0.3"], "--settings: invalid choice: 'CE alpha=0.3'"),
+        (["--variants", "sparse256"], "--variants: invalid choice: 'sparse256'"),
     ],
 )
 def test_bad_arguments_get_one_line_and_exit_2(argv, message, capsys):
