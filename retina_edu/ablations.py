@@ -435,17 +435,42 @@ def mean_curve(runs: list[dict]) -> tuple[list[int], list[float]]:
     return steps, [statistics.mean(r["curve"][i][1] for r in runs) for i in range(len(steps))]
 
 
-def plot_imbalance(axis: list[dict]) -> Figure:
+def plot_imbalance(budgets: dict[int, list[dict]]) -> Figure:
     """The paper's thesis in one picture: FL − best CE against the measured imbalance (left),
-    and the two APs themselves (right), mean ± std over seeds."""
+    and the two APs themselves (right), mean ± std over seeds. ``budgets`` maps a number of
+    training steps to the imbalance axis measured at it (``imbalance_axis``); the longest is drawn
+    solid, the others dashed."""
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     left, right = fig.subplots(1, 2)
-    ratios = [a["ratio"] for a in axis]
     left.axhline(0, color="gray", lw=1)
-    left.errorbar(
-        ratios, [a["delta_AP"] for a in axis], yerr=[a["delta_std"] for a in axis], fmt="o-", capsize=4
-    )
-    for a in axis:
+    for rank, steps in enumerate(sorted(budgets, reverse=True)):
+        axis, style, after = budgets[steps], ("o-", "s--", "^:")[rank % 3], f", {steps} steps"
+        ratios = [a["ratio"] for a in axis]
+        left.errorbar(
+            ratios,
+            [a["delta_AP"] for a in axis],
+            yerr=[a["delta_std"] for a in axis],
+            fmt=style,
+            color="tab:purple",
+            alpha=1.0 if rank == 0 else 0.6,
+            capsize=4,
+            label=f"FL − best CE{after}",
+        )
+        for key, std, label, colour in (
+            ("best_CE_AP", "best_CE_std", "best α-balanced CE", "tab:blue"),
+            ("FL_AP", "FL_std", "FL γ=2, α=.25", "tab:orange"),
+        ):
+            right.errorbar(
+                ratios,
+                [a[key] for a in axis],
+                yerr=[a[std] for a in axis],
+                fmt=style,
+                color=colour,
+                alpha=1.0 if rank == 0 else 0.6,
+                capsize=4,
+                label=label + after,
+            )
+    for a in budgets[max(budgets)]:
         left.annotate(
             a["variant"], (a["ratio"], a["delta_AP"]), textcoords="offset points", xytext=(6, -12), fontsize=8
         )
@@ -453,16 +478,10 @@ def plot_imbalance(axis: list[dict]) -> Figure:
         xscale="log", xlabel="background : foreground anchors per image", ylabel="AP(FL γ=2) − AP(best CE)"
     )
     left.set_title("Focal loss gains with the imbalance")
-    for key, std, label in (
-        ("best_CE_AP", "best_CE_std", "best α-balanced CE"),
-        ("FL_AP", "FL_std", "FL γ=2, α=.25"),
-    ):
-        right.errorbar(
-            ratios, [a[key] for a in axis], yerr=[a[std] for a in axis], fmt="o-", capsize=4, label=label
-        )
     right.set(xscale="log", xlabel="background : foreground anchors per image", ylabel="COCO AP[.5:.95]")
     right.set_title("AP of each loss")
-    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.legend(fontsize=7)
     return fig
 
 
@@ -558,6 +577,26 @@ def compare_budgets(
                 "plateau": rise < long_std,
             }
         )
+    return out
+
+
+def compare_axes(short: dict, long: dict) -> list[dict]:
+    """The imbalance axis at two budgets, from their summaries (summary.json): per variant in both,
+    the measured ratio, each budget's axis row (``imbalance_axis``: the best CE of the α tried at
+    that budget, FL γ = 2 and FL − best CE), and for the long runs of both losses their
+    last-quarter rise and whether it is below their seed spread (the plateau test)."""
+    rows = {(r["variant"], r["setting"]): r for r in long["rows"] if r["seeds"]}
+    out = []
+    for a in long["axis"]:
+        b = next((b for b in short["axis"] if b["variant"] == a["variant"]), None)
+        if b is None:
+            continue
+        row = {"variant": a["variant"], "ratio": a["ratio"], "short": b, "long": a}
+        for loss, name in (("CE", a["best_CE"]), ("FL", "FL gamma=2.0 alpha=0.25")):
+            r = rows[a["variant"], name]
+            row[f"{loss}_rise"] = r["last_quarter_rise"]
+            row[f"{loss}_plateau"] = r["last_quarter_rise"] < r["AP_std"]
+        out.append(row)
     return out
 
 
@@ -691,7 +730,7 @@ def write_results(
     summary = {"meta": {**meta, "imbalance": imbalance}, "axis": axis, "rows": rows}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     fig4_file.write_text(json.dumps(fig4))
-    figures = {"imbalance": plot_imbalance(axis), "table1": plot_table1(rows)}
+    figures = {"imbalance": plot_imbalance({meta["steps"]: axis}), "table1": plot_table1(rows)}
     if axis:
         figures["curves"] = plot_curves(runs, axis)
     if fig4:

@@ -162,6 +162,42 @@ def test_two_budgets_by_hand():
     assert labels == ["CE α=0.99, 400 steps", "CE α=0.99, 200 steps"]
 
 
+def test_two_axes_by_hand():
+    key = ablations.run_key
+    ce5, ce75, fl = (
+        BY_NAME["dense", n] for n in ("CE alpha=0.5", "CE alpha=0.75", "FL gamma=2.0 alpha=0.25")
+    )
+    short_runs = [
+        _run(key(ce5), 0, 0.30), _run(key(ce5), 1, 0.32),
+        _run(key(ce75), 0, 0.50), _run(key(ce75), 1, 0.46),
+        _run(key(fl), 0, 0.38), _run(key(fl), 1, 0.40),
+    ]  # fmt: skip
+    # the long budget reran only the α that won at the short one; its curves end 0.01 and 0.05 up
+    long_runs = [
+        {**_run(key(ce75), 0, 0.80), "curve": [[100, 0.79], [200, 0.80]]},
+        {**_run(key(ce75), 1, 0.84), "curve": [[100, 0.83], [200, 0.84]]},
+        {**_run(key(fl), 0, 0.86), "curve": [[100, 0.81], [200, 0.86]]},
+        {**_run(key(fl), 1, 0.86), "curve": [[100, 0.81], [200, 0.86]]},
+    ]
+    ratio = {"dense": {"ratio": 73.0}}
+    short, long = (
+        {"axis": ablations.imbalance_axis(rows, ratio), "rows": rows}
+        for rows in (ablations.summarise(short_runs), ablations.summarise(long_runs))
+    )
+    (row,) = ablations.compare_axes(short, long)
+    assert (row["variant"], row["ratio"]) == ("dense", 73.0)
+    assert row["short"]["best_CE"] == row["long"]["best_CE"] == "CE alpha=0.75"
+    assert (row["short"]["CE_alphas_tried"], row["long"]["CE_alphas_tried"]) == (2, 1)
+    assert row["short"]["delta_AP"] == pytest.approx(-0.09)  # (.38 - .50 + .40 - .46) / 2
+    assert row["long"]["delta_AP"] == pytest.approx(0.04)  # (.86 - .80 + .86 - .84) / 2
+    # CE rose 0.01 against a spread of 0.028: a plateau; FL rose 0.05 with no spread at all: none
+    assert (row["CE_rise"], row["CE_plateau"]) == (pytest.approx(0.01), True)
+    assert (row["FL_rise"], row["FL_plateau"]) == (pytest.approx(0.05), False)
+    figure = ablations.plot_imbalance({200: long["axis"], 100: short["axis"]})
+    labels = figure.axes[1].get_legend_handles_labels()[1]
+    assert labels[:2] == ["best α-balanced CE, 200 steps", "FL γ=2, α=.25, 200 steps"]  # the longest first
+
+
 def test_figure4_curves_are_distributions(tiny):
     torch.manual_seed(0)
     model = RetinaNet(ablations.study_config(ablations.VARIANTS[HIGH]))
