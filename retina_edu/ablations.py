@@ -439,36 +439,26 @@ def plot_imbalance(budgets: dict[int, list[dict]]) -> Figure:
     """The paper's thesis in one picture: FL − best CE against the measured imbalance (left),
     and the two APs themselves (right), mean ± std over seeds. ``budgets`` maps a number of
     training steps to the imbalance axis measured at it (``imbalance_axis``); the longest is drawn
-    solid, the others dashed."""
+    solid, the others dashed or dotted and fainter."""
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     left, right = fig.subplots(1, 2)
     left.axhline(0, color="gray", lw=1)
     for rank, steps in enumerate(sorted(budgets, reverse=True)):
-        axis, style, after = budgets[steps], ("o-", "s--", "^:")[rank % 3], f", {steps} steps"
+        axis, after = budgets[steps], f", {steps} steps"
         ratios = [a["ratio"] for a in axis]
-        left.errorbar(
-            ratios,
-            [a["delta_AP"] for a in axis],
-            yerr=[a["delta_std"] for a in axis],
-            fmt=style,
-            color="tab:purple",
-            alpha=1.0 if rank == 0 else 0.6,
-            capsize=4,
-            label=f"FL − best CE{after}",
-        )
-        for key, std, label, colour in (
-            ("best_CE_AP", "best_CE_std", "best α-balanced CE", "tab:blue"),
-            ("FL_AP", "FL_std", "FL γ=2, α=.25", "tab:orange"),
+        style = {"fmt": ("o-", "s--", "^:")[rank % 3], "alpha": 1.0 if rank == 0 else 0.6, "capsize": 4}
+        for ax, key, std, label, colour in (
+            (left, "delta_AP", "delta_std", "FL − best CE", "tab:purple"),
+            (right, "best_CE_AP", "best_CE_std", "best α-balanced CE", "tab:blue"),
+            (right, "FL_AP", "FL_std", "FL γ=2, α=.25", "tab:orange"),
         ):
-            right.errorbar(
+            ax.errorbar(
                 ratios,
                 [a[key] for a in axis],
                 yerr=[a[std] for a in axis],
-                fmt=style,
                 color=colour,
-                alpha=1.0 if rank == 0 else 0.6,
-                capsize=4,
                 label=label + after,
+                **style,
             )
     for a in budgets[max(budgets)]:
         left.annotate(
@@ -580,6 +570,12 @@ def compare_budgets(
     return out
 
 
+def plateau(row: dict) -> bool:
+    """The study's plateau test on a row of ``summarise``: over the last quarter of training its
+    mean AP rose by less than its spread over seeds."""
+    return row["last_quarter_rise"] < row["AP_std"]
+
+
 def compare_axes(short: dict, long: dict) -> list[dict]:
     """The imbalance axis at two budgets, from their summaries (summary.json): per variant in both,
     the measured ratio, each budget's axis row (``imbalance_axis``: the best CE of the α tried at
@@ -595,7 +591,7 @@ def compare_axes(short: dict, long: dict) -> list[dict]:
         for loss, name in (("CE", a["best_CE"]), ("FL", "FL gamma=2.0 alpha=0.25")):
             r = rows[a["variant"], name]
             row[f"{loss}_rise"] = r["last_quarter_rise"]
-            row[f"{loss}_plateau"] = r["last_quarter_rise"] < r["AP_std"]
+            row[f"{loss}_plateau"] = plateau(r)
         out.append(row)
     return out
 
