@@ -391,6 +391,11 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def paired_by_seed(a: dict, b: dict) -> list[float]:
+    """``a`` − ``b`` for each seed both have (each maps a seed to an AP), in ``a``'s order."""
+    return [a[s] - b[s] for s in a if s in b]
+
+
 def imbalance_axis(rows: list[dict], imbalance: dict[str, dict]) -> list[dict]:
     """Per variant: its measured background : foreground ratio, the best α-balanced CE (the α
     with the highest mean AP), FL γ = 2, and their difference, paired by seed (mean ± std)."""
@@ -403,11 +408,7 @@ def imbalance_axis(rows: list[dict], imbalance: dict[str, dict]) -> list[dict]:
         if not ces or not fls:
             continue
         best, focal = max(ces, key=lambda r: r["AP_mean"]), fls[0]
-        paired = [
-            focal["AP_by_seed"][s] - best["AP_by_seed"][s]
-            for s in focal["AP_by_seed"]
-            if s in best["AP_by_seed"]
-        ]
+        paired = paired_by_seed(focal["AP_by_seed"], best["AP_by_seed"])
         diff_mean, diff_std = _mean_std(paired)
         out.append(
             {

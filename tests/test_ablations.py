@@ -142,6 +142,13 @@ def test_summaries_by_hand():
     )
 
 
+def test_paired_by_seed_skips_seeds_one_side_lacks():
+    # FL has three seeds, CE two (seed 2 not run): only seeds 0 and 1 pair
+    focal, ce = {"0": 0.86, "1": 0.86, "2": 0.85}, {"0": 0.85, "1": 0.82}
+    assert ablations.paired_by_seed(focal, ce) == pytest.approx([0.01, 0.04])
+    assert ablations.paired_by_seed(ce, focal) == pytest.approx([-0.01, -0.04])
+
+
 def test_two_budgets_by_hand():
     ce, fl = (BY_NAME[HIGH, n] for n in ("CE alpha=0.99", "FL gamma=2.0 alpha=0.25"))
     short = [_run(ablations.run_key(ce), s, ap) for s, ap in ((0, 0.20), (1, 0.22), (2, 0.18))]
