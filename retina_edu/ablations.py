@@ -24,6 +24,10 @@ threshold 0: a model that becomes confident slowly is not cut off by the usual 0
     python -m retina_edu.ablations --groups imbalance   # only the imbalance axis
     python -m retina_edu.ablations --smoke --out /tmp/smoke   # the machinery, in about a minute
 
+``--trunk FILE`` starts every run's trunk from the weights an earlier run saved, as the paper
+starts its ResNet from ImageNet; the FPN and the subnets start fresh. Such runs go to their own
+``--out``.
+
 Runs go ``--workers`` at a time, each in its own process on one thread (small convolutions use
 two single-threaded processes better than one with two threads, and one thread makes a run's
 numbers independent of the core count). Each finished run is appended to ``runs.json``; a study
@@ -234,17 +238,70 @@ def run_key(setting: Setting) -> str:
     )
 
 
+# ------------------------------------------------------------------------------- a trained trunk
+def load_trunk(path: Path) -> dict[str, torch.Tensor]:
+    """The trunk's weights from a model file a study run saved (a state dict, read with
+    ``weights_only=True``), keyed as ``RetinaNet.trunk`` names them. ``ValueError`` naming the
+    file when it is missing, unreadable or holds no trunk."""
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - whatever failed, the file is unreadable
+        raise ValueError(f"{path}: not a readable model file ({type(error).__name__})") from None
+    prefix = "trunk."
+    items = state.items() if isinstance(state, dict) else []
+    trunk = {k[len(prefix) :]: v for k, v in items if isinstance(k, str) and k.startswith(prefix)}
+    if not trunk:
+        raise ValueError(f"{path}: holds no trunk weights (no 'trunk.' entries)")
+    return trunk
+
+
+def file_sha1(path: Path) -> str:
+    """The first 12 hex digits of a file's SHA-1: which weights a run started from."""
+    return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
+
+
+def check_trunk(path: Path) -> None:
+    """Load ``path``'s trunk into the study's model, or ``ValueError`` naming what does not fit."""
+    trunk = load_trunk(path)
+    model = RetinaNet(study_config(VARIANTS[HIGH]))
+    try:
+        model.trunk.load_state_dict(trunk)
+    except RuntimeError as error:  # torch lists the missing, unexpected and misshapen entries
+        detail = " ".join(str(error).split("\n", 1)[-1].split())
+        raise ValueError(f"{path}: its trunk does not fit the study's model: {detail}") from None
+
+
 # ------------------------------------------------------------------------------- one run
+def build_model(
+    setting: Setting, variant: Variant, num_classes: int, seed: int, trunk: Path | None = None
+) -> RetinaNet:
+    """The model a run starts from: initialised from ``seed``, then, given a ``trunk`` file, its
+    trunk replaced by the file's (the FPN and the subnets keep the seed's initialisation)."""
+    torch.manual_seed(seed)
+    model = RetinaNet(study_config(variant, num_classes, **setting.changes))
+    if trunk is not None:
+        model.trunk.load_state_dict(load_trunk(trunk))
+    return model
+
+
 def run_one(
-    setting: Setting, variant: Variant, seed: int, steps: int, data_root: Path, models: Path | None
+    setting: Setting,
+    variant: Variant,
+    seed: int,
+    steps: int,
+    data_root: Path,
+    models: Path | None,
+    trunk: Path | None = None,
 ) -> dict:
     """Train one setting with one seed: the loss at step 0, whether it diverged (a non-finite
     loss), the AP after every quarter of the schedule and at the end. Saves the final weights in
-    ``models`` when given and the seed is 0 (Figure 4 reads them)."""
+    ``models`` when given and the seed is 0 (Figure 4 reads them). ``trunk``: a model file whose
+    trunk the run starts from; the FPN and the subnets keep the seed's fresh initialisation."""
     torch.set_num_threads(1)
     train_set, val_set = variant.datasets(data_root)
-    torch.manual_seed(seed)
-    model = RetinaNet(study_config(variant, train_set.num_classes, **setting.changes))
+    model = build_model(setting, variant, train_set.num_classes, seed, trunk)
     train_changes = {"warmup_steps": steps // 10, **setting.train_changes}
     cfg = TrainConfig(steps=steps, seed=seed, **train_changes)
     eval_at = {round(steps * (q + 1) / EVAL_POINTS) for q in range(EVAL_POINTS)}
@@ -266,6 +323,8 @@ def run_one(
     except FloatingPointError:
         diverged = True
     record = {"key": run_key(setting), "variant": setting.variant, "seed": seed, "steps": steps}
+    if trunk is not None:
+        record["trunk"] = {"file": trunk.name, "sha1": file_sha1(trunk)}
     record["diverged"] = diverged
     if diverged:  # the loss of step len(history) was not finite; the steps before it were
         record["diverged_at_step"] = len(history)
@@ -792,6 +851,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", type=Path, help="where seed 0's weights go (default: OUT/models, not committed)"
     )
     parser.add_argument(
+        "--trunk",
+        type=Path,
+        help="a model file a study run saved: every run starts its trunk from it (default: fresh)",
+    )
+    parser.add_argument(
         "--smoke", action="store_true", help="a few images, 4 steps, one seed, a few settings"
     )
     parser.add_argument(
@@ -811,11 +875,11 @@ def check_folders(parser: argparse.ArgumentParser, folders: dict[str, Path]) -> 
             parser.error(f"{flag} {folder}: not writable")
 
 
-def run_all(todo, variants, steps, data_root, models, workers, runs, runs_file) -> None:
+def run_all(todo, variants, steps, data_root, models, trunk, workers, runs, runs_file) -> None:
     """Make the runs ``todo``, ``workers`` at a time, appending each to ``runs_file`` as it ends."""
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = {
-            pool.submit(run_one, s, variants[s.variant], seed, steps, data_root, models): s
+            pool.submit(run_one, s, variants[s.variant], seed, steps, data_root, models, trunk): s
             for s, seed in todo
         }
         for future in as_completed(futures):
@@ -848,19 +912,32 @@ def main(argv: list[str] | None = None) -> dict:
             f"--out {args.out}: its runs.json holds runs of {other_steps[0]} steps; "
             f"give --steps {args.steps} another --out"
         )
+    trunk_sha1 = None
+    if args.trunk is not None:
+        try:
+            check_trunk(args.trunk)
+        except (OSError, ValueError) as error:
+            parser.error(f"--trunk {error}")
+        trunk_sha1 = file_sha1(args.trunk)
+    other_trunks = {(r.get("trunk") or {}).get("sha1") for r in runs} - {trunk_sha1}
+    if other_trunks:  # one folder, one starting point: the summary compares like with like
+        sha1 = other_trunks.pop()
+        started = f"the trunk of SHA-1 {sha1}" if sha1 else "fresh weights"
+        parser.error(f"--out {args.out}: its runs.json holds runs started from {started}; give another --out")
     planned = plan(args.groups, args.seeds, args.smoke, args.settings, args.variants)
     done = {(r["key"], r["seed"]) for r in runs}
     todo = [] if args.report else [(s, seed) for s, seed in planned if (run_key(s), seed) not in done]
     for variant in variants.values():  # make the data once, before the workers need it
         variant.datasets(data_root)
     print(f"{len(todo)} runs to make, {len(done)} already in {runs_file}", flush=True)
-    run_all(todo, variants, args.steps, data_root, models, args.workers, runs, runs_file)
+    run_all(todo, variants, args.steps, data_root, models, args.trunk, args.workers, runs, runs_file)
     done = {(r["key"], r["seed"]) for r in runs}
     meta = {
         "command": "python -m retina_edu.ablations " + " ".join(argv if argv is not None else sys.argv[1:]),
         "git_revision": revision,
         "hardware": hardware(),
         "steps": args.steps,
+        **({"trunk": {"file": str(args.trunk), "sha1": trunk_sha1}} if args.trunk else {}),
         "batch_size": TrainConfig().batch_size,
         "eval_score_thresh": EVAL_SCORE_THRESH,
         "runs_planned": len(planned),

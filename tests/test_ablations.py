@@ -322,3 +322,83 @@ def test_the_record_names_the_cpu_model_and_cores():
             line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
         }
         assert any(text.startswith(model) for model in models), (text, models)
+
+
+# ------------------------------------------------------------------------------- --trunk
+def _saved_model(path: Path, seed: int, **changes) -> Path:
+    """A study model's state dict as a run saves it, initialised from ``seed``."""
+    torch.manual_seed(seed)
+    model = RetinaNet(ablations.study_config(ablations.VARIANTS[HIGH], **changes))
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_a_trunk_run_starts_from_the_files_trunk_and_the_seeds_fpn_and_heads(tmp_path):
+    saved = _saved_model(tmp_path / "trained.pt", seed=7)
+    setting, variant = BY_NAME[(HIGH, "CE alpha=0.75")], ablations.VARIANTS[HIGH]
+    fresh = ablations.build_model(setting, variant, 5, seed=0)
+    started = ablations.build_model(setting, variant, 5, seed=0, trunk=saved)
+    file = torch.load(saved, weights_only=True)
+    for name, value in started.state_dict().items():
+        expected = file[name] if name.startswith("trunk.") else fresh.state_dict()[name]
+        assert torch.equal(value, expected), name
+    # the file's trunk is not the fresh one, so the check above can tell them apart
+    assert not torch.equal(file["trunk.stem.0.weight"], fresh.state_dict()["trunk.stem.0.weight"])
+
+
+def test_a_trunk_run_records_which_weights_it_started_from(tmp_path):
+    saved = _saved_model(tmp_path / "trained.pt", seed=7)
+    out = tmp_path / "out"
+    argv = ["--smoke", "--settings", "CE alpha=0.75", "--variants", "dense", "--workers", "1"]
+    summary = ablations.main([*argv, "--out", str(out), "--trunk", str(saved)])
+    sha1 = ablations.file_sha1(saved)
+    assert len(sha1) == 12 and sha1 != ablations.file_sha1(_saved_model(tmp_path / "other.pt", seed=8))
+    assert summary["meta"]["trunk"] == {"file": str(saved), "sha1": sha1}
+    (record,) = json.loads((out / "runs.json").read_text())
+    assert record["trunk"] == {"file": "trained.pt", "sha1": sha1}
+
+
+def _bad_trunk(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"{kind}.pt"
+    if kind == "corrupt":
+        path.write_bytes(b"not a model at all")
+    elif kind == "no-trunk":
+        torch.save({"head.weight": torch.zeros(3)}, path)
+    elif kind == "narrower":  # a trunk of other widths than the study's
+        _saved_model(path, seed=0, small_trunk_channels=(16, 32, 64, 128))
+    return path
+
+
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("missing", "missing.pt: no such file"),
+        ("corrupt", "corrupt.pt: not a readable model file"),
+        ("no-trunk", "no-trunk.pt: holds no trunk weights"),
+        ("narrower", "narrower.pt: its trunk does not fit the study's model: size mismatch"),
+    ],
+)
+def test_a_bad_trunk_file_gets_one_line_and_exit_2(tmp_path, capsys, kind, message):
+    with pytest.raises(SystemExit) as exit_info:
+        ablations.main(["--trunk", str(_bad_trunk(tmp_path, kind)), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--trunk {tmp_path}/{message}" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "runs.json").exists()  # no work began
+
+
+def test_runs_from_a_trunk_and_fresh_runs_never_share_a_folder(tmp_path, capsys):
+    saved = _saved_model(tmp_path / "trained.pt", seed=7)
+    fresh = [{"key": "k", "seed": 0, "steps": 800, "AP": 0.5}]
+    from_trunk = [{**fresh[0], "trunk": {"file": "t.pt", "sha1": "0123456789ab"}}]
+    for runs, argv, message in [
+        (fresh, ["--trunk", str(saved)], "runs started from fresh weights"),
+        (from_trunk, [], "runs started from the trunk of SHA-1 0123456789ab"),
+        (from_trunk, ["--trunk", str(saved)], "runs started from the trunk of SHA-1 0123456789ab"),
+    ]:
+        (tmp_path / "runs.json").write_text(json.dumps(runs))
+        with pytest.raises(SystemExit) as exit_info:
+            ablations.main([*argv, "--out", str(tmp_path)])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+        assert json.loads((tmp_path / "runs.json").read_text()) == runs  # nothing lost
