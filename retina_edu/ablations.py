@@ -176,6 +176,9 @@ AXIS_ALPHAS = (0.5, 0.75, 0.99)  # CE's α on the imbalance axis; Table 1a adds 
 # paper's heads (4 convs, no normalisation). π = 0.5 is bias 0.
 PAPER_SGD = {"optimizer": "sgd", "lr": 0.01, "warmup_steps": 0, "grad_clip": None, "schedule": "step"}
 PAPER_HEADS = {"head_convs": 4, "head_norm": "none"}
+# The heads follow-up: CE and FL at the most imbalanced variant with other subnets than the
+# study's (2 convs, GroupNorm), trained as every other row (AdamW). Not part of the default study.
+HEAD_DESIGNS = {"paper heads": PAPER_HEADS, "no head norm": {"head_norm": "none"}}
 
 SETTINGS = [
     # The imbalance axis, in the order the study runs it: it is what the paper is about.
@@ -213,8 +216,18 @@ SETTINGS = [
             (4, 3, (33.8, 52.1, 36.2)),
         ]
     ],
+    *[
+        Setting("heads", f"{loss} {design}", HIGH, {**HEAD_DESIGNS[design], **changes})
+        for design in HEAD_DESIGNS
+        for loss, changes in [
+            ("CE alpha=0.75", ce(0.75)),
+            ("CE alpha=0.99", ce(0.99)),
+            ("FL gamma=2.0 alpha=0.25", fl(2.0, 0.25)),
+        ]
+    ],
 ]  # fmt: skip
 GROUPS = tuple(dict.fromkeys(s.group for s in SETTINGS))
+FOLLOW_UPS = ("heads",)  # groups run only when named: the default study is the rest
 
 
 def high_setting(name: str) -> Setting:
@@ -306,7 +319,12 @@ def run_one(
     cfg = TrainConfig(steps=steps, seed=seed, **train_changes)
     eval_at = {round(steps * (q + 1) / EVAL_POINTS) for q in range(EVAL_POINTS)}
     curve: list[tuple[int, float]] = []
+    dead: list[tuple[int, float, float]] = []  # (step, zero share at foreground, at background)
     history: list[dict] = []  # kept here too: a run that diverges raises out of train()
+
+    def measure_dead(step: int) -> None:
+        shares = dead_features(model, val_set)
+        dead.append((step, shares["foreground"], shares["background"]))
 
     def evaluate_now(step: int, record: dict) -> None:
         history.append(record)
@@ -314,6 +332,7 @@ def run_one(
             curve.append(
                 (step + 1, evaluate_model(model, val_set, progress=False, verbose=False).stats["AP"])
             )
+            measure_dead(step + 1)
             model.train()
 
     start = time.perf_counter()
@@ -340,9 +359,11 @@ def run_one(
         record.update({k: result.stats[k] for k in ("AP", "AP50", "AP75")})
         record["detections_per_image"] = len(result.results) / len(val_set)
         curve.append((steps, result.stats["AP"]))
+        measure_dead(steps)
         if models is not None and seed == 0:
             torch.save(model.state_dict(), models / f"{model_file_stem(setting, seed)}.pt")
     record["curve"] = curve
+    record["dead_features"] = dead
     record["seconds"] = round(time.perf_counter() - start, 1)
     return record
 
@@ -400,6 +421,33 @@ def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, ima
         out["own"][f"{kind} p mean"] = round(p[mask].mean().item(), 5)
         out["own"][f"{kind} p median"] = round(p[mask].median().item(), 5)
     return out
+
+
+def dead_features(model: RetinaNet, dataset: CocoDetection, images: int = 100) -> dict[str, float]:
+    """The share of the class subnet's last hidden features (the predictor's input, after its
+    ReLU) that are exactly zero at the foreground anchors and at the background anchors of
+    ``images`` images. A share of 1 at the foreground means every object's class logits are the
+    predictor's bias alone, for every class: no gradient from the positives reaches the subnet's
+    weights through the ReLU, only the bias, which every background anchor shares."""
+    model.eval()
+    hidden: list[torch.Tensor] = []
+    hook = model.head.class_subnet.predictor.register_forward_hook(lambda m, i, o: hidden.append(i[0]))
+    batch, targets = collate([dataset[i] for i in range(min(images, len(dataset)))])
+    with torch.no_grad():
+        x, _, targets = model.preprocess(batch, targets)
+        _, _, anchor_boxes, _ = model.dense_outputs(x)  # anchors (N, 4)
+    hook.remove()
+    a = model.config.num_anchors_per_location
+    # each level's (B, C, H, W) to (B, H·W·A, C): the order of the head's outputs (B, H, W, A)
+    per_anchor = torch.cat(
+        [h.permute(0, 2, 3, 1).repeat_interleave(a, 2).reshape(h.shape[0], -1, h.shape[1]) for h in hidden], 1
+    )
+    zero = {"foreground": [], "background": []}
+    for b, t in enumerate(targets):
+        matches = match_anchors(box_iou(t["boxes"], anchor_boxes))  # (N,)
+        zero["foreground"].append(per_anchor[b, matches >= 0] == 0)
+        zero["background"].append(per_anchor[b, matches == BACKGROUND] == 0)
+    return {kind: round(torch.cat(z).float().mean().item(), 4) for kind, z in zero.items()}
 
 
 def hardest_share(curves: dict, gamma: float, kind: str, fraction: float) -> float:
@@ -821,7 +869,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs at a time, one thread each (default: %(default)s)",
     )
     parser.add_argument(
-        "--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="which parts to run (default: all)"
+        "--groups",
+        nargs="+",
+        choices=GROUPS,
+        default=[g for g in GROUPS if g not in FOLLOW_UPS],
+        help=f"which parts to run (default: all but the follow-ups {', '.join(FOLLOW_UPS)})",
     )
     parser.add_argument(
         "--settings",
