@@ -50,8 +50,10 @@ def test_run_key_shares_identical_models_and_separates_others():
     assert key(BY_NAME["dense", "CE alpha=0.75"]) != key(BY_NAME[HIGH, "CE alpha=0.75"])
     assert key(BY_NAME[HIGH, "FL pi=0.01"]) != key(BY_NAME[HIGH, "FL gamma=2.0 alpha=0.25"])
     assert (
-        len({key(s) for s in ablations.SETTINGS}) == 29
-    )  # 3 x 4 axis + 2 + 4 + 5 + 6 new in 1a, prior, 1b, 1c
+        len({key(s) for s in ablations.SETTINGS}) == 35
+    )  # 3 x 4 axis + 2 + 4 + 5 + 6 new in 1a, prior, 1b, 1c + 2 x 3 heads
+    # the heads follow-up trains the paper's heads as the study trains (AdamW), not as §4.1 does
+    assert key(BY_NAME[HIGH, "CE alpha=0.75 paper heads"]) != key(BY_NAME[HIGH, "CE pi=0.01"])
 
 
 def test_prior_rows_train_as_the_paper():
@@ -66,6 +68,20 @@ def test_prior_rows_train_as_the_paper():
             "schedule": "step",
         }
     assert {BY_NAME[HIGH, f"{loss} bias 0"].changes["prior_prob"] for loss in ("CE", "FL")} == {0.5}
+
+
+def test_the_heads_follow_up_changes_only_the_subnets_and_is_run_only_when_named():
+    study = ablations.study_config(ablations.VARIANTS[HIGH])
+    for s in (s for s in ablations.SETTINGS if s.group == "heads"):
+        design = next(d for d in ablations.HEAD_DESIGNS if s.name.endswith(" " + d))
+        same_loss = BY_NAME[HIGH, s.name.removesuffix(" " + design)]  # "CE alpha=0.75", the study's
+        cfg = ablations.study_config(ablations.VARIANTS[HIGH], **s.changes)
+        differs = {f for f in ("head_convs", "head_norm") if getattr(cfg, f) != getattr(study, f)}
+        assert cfg == study.replace(**same_loss.changes, **{f: getattr(cfg, f) for f in differs})
+        assert cfg.head_norm == "none" and s.train_changes == {}
+    assert ablations.study_config(ablations.VARIANTS[HIGH]).head_norm == "group"
+    default = ablations.build_parser().parse_args([]).groups
+    assert "heads" not in default and set(default) | {"heads"} == set(ablations.GROUPS)
 
 
 def test_plan_is_seed_major_and_runs_each_model_once():
@@ -252,10 +268,65 @@ def test_figure4_splits_a_ce_models_own_loss_as_torch_does(tiny):
     assert own["negative p median"] == pytest.approx(0.01, abs=0.005)
 
 
+def _dead_by_index(model, dataset, images):
+    """dead_features by index arithmetic, one anchor at a time: anchor n of level l sits at
+    position (n // A) of that level's H·W grid, row-major, as the head orders its outputs."""
+    hidden = []
+    hook = model.head.class_subnet.predictor.register_forward_hook(lambda m, i, o: hidden.append(i[0]))
+    batch, targets = collate([dataset[i] for i in range(images)])
+    with torch.no_grad():
+        x, _, targets = model.preprocess(batch, targets)
+        _, _, anchors, _ = model.dense_outputs(x)
+    hook.remove()
+    a = model.config.num_anchors_per_location
+    starts = [0]
+    for h in hidden:
+        starts.append(starts[-1] + h.shape[2] * h.shape[3] * a)
+    counts = {"foreground": [0, 0], "background": [0, 0]}  # zeros, features
+    for b, t in enumerate(targets):
+        matches = match_anchors(box_iou(t["boxes"], anchors))
+        for n, m in enumerate(matches.tolist()):
+            kind = "foreground" if m >= 0 else "background" if m == BACKGROUND else None
+            if kind is None:
+                continue
+            level = max(i for i, s in enumerate(starts[:-1]) if s <= n)
+            position = (n - starts[level]) // a
+            width = hidden[level].shape[3]
+            v = hidden[level][b, :, position // width, position % width]
+            counts[kind][0] += int((v == 0).sum())
+            counts[kind][1] += len(v)
+    return {kind: zeros / total for kind, (zeros, total) in counts.items()}
+
+
+def test_dead_features_are_counted_where_each_anchor_sits(tiny):
+    torch.manual_seed(0)
+    model = RetinaNet(ablations.study_config(ablations.VARIANTS[HIGH]))
+    shares = ablations.dead_features(model, tiny, images=3)
+    by_index = _dead_by_index(model, tiny, 3)
+    assert 0.2 < shares["background"] < 0.8  # an untrained subnet's ReLU passes about half
+    for kind in ("foreground", "background"):
+        assert shares[kind] == pytest.approx(by_index[kind], abs=1e-4)
+
+
+def test_a_subnet_dead_everywhere_or_nowhere(tiny):
+    torch.manual_seed(0)
+    model = RetinaNet(ablations.study_config(ablations.VARIANTS[HIGH], head_norm="none"))
+    last = model.head.class_subnet.convs[-2]  # the last conv before the ReLU
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(-1.0)  # ReLU(-1) = 0 at every position
+        assert ablations.dead_features(model, tiny, images=2) == {"foreground": 1.0, "background": 1.0}
+        last.bias.fill_(1.0)
+        assert ablations.dead_features(model, tiny, images=2) == {"foreground": 0.0, "background": 0.0}
+
+
 def test_smoke_study_end_to_end(tmp_path, capsys):
     summary = ablations.main(["--smoke", "--out", str(tmp_path), "--workers", "2"])
     runs = json.loads((tmp_path / "runs.json").read_text())
     assert len(runs) == 8 and all(len(r["curve"]) == ablations.EVAL_POINTS for r in runs)
+    for r in runs:  # the dead features measured where the AP is, shares in [0, 1]
+        assert [d[0] for d in r["dead_features"]] == [c[0] for c in r["curve"]]
+        assert all(0 <= share <= 1 for d in r["dead_features"] for share in d[1:])
     assert [a["variant"] for a in summary["axis"]] == list(ablations.VARIANTS)
     ratios = [a["ratio"] for a in summary["axis"]]
     assert ratios == sorted(ratios) and ratios[-1] / ratios[0] > 5  # the axis spans the imbalance
