@@ -430,10 +430,11 @@ def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, ima
 
 def dead_features(model: RetinaNet, dataset: CocoDetection, images: int = 100) -> dict[str, float]:
     """The share of the class subnet's last hidden features (the predictor's input, after its
-    ReLU) that are exactly zero at the foreground anchors and at the background anchors of
-    ``images`` images. A share of 1 at the foreground means every object's class logits are the
-    predictor's bias alone, for every class: no gradient from the positives reaches the subnet's
-    weights through the ReLU, only the bias, which every background anchor shares."""
+    ReLU) that are exactly zero at the positions of the foreground anchors and of the background
+    anchors of ``images`` images. A ReLU passes no gradient where it outputs zero. Where every
+    feature at and around an object is zero, the object's class logits are the predictor's bias
+    alone, the same for every class, and its loss reaches only that bias, which every background
+    anchor shares."""
     model.eval()
     hidden: list[torch.Tensor] = []
     hook = model.head.class_subnet.predictor.register_forward_hook(lambda m, i, o: hidden.append(i[0]))

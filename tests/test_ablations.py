@@ -473,3 +473,14 @@ def test_runs_from_a_trunk_and_fresh_runs_never_share_a_folder(tmp_path, capsys)
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
         assert json.loads((tmp_path / "runs.json").read_text()) == runs  # nothing lost
+
+
+def test_measuring_dead_features_leaves_the_run_unchanged(tmp_path, monkeypatch):
+    variant = ablations.smoke_variants()[HIGH]
+    setting = BY_NAME[HIGH, "CE alpha=0.75"]
+    measured = ablations.run_one(setting, variant, 0, 4, tmp_path, None)
+    monkeypatch.setattr(ablations, "dead_features", lambda *a, **k: {"foreground": 0.0, "background": 0.0})
+    unmeasured = ablations.run_one(setting, variant, 0, 4, tmp_path, None)
+    assert [d[0] for d in measured["dead_features"]] == [1, 2, 3, 4]
+    for field in ("loss_step0", "final_loss", "curve", "AP"):
+        assert measured[field] == unmeasured[field], field
