@@ -76,8 +76,7 @@ def test_the_heads_follow_up_changes_only_the_subnets_and_is_run_only_when_named
         design = next(d for d in ablations.HEAD_DESIGNS if s.name.endswith(" " + d))
         same_loss = BY_NAME[HIGH, s.name.removesuffix(" " + design)]  # "CE alpha=0.75", the study's
         cfg = ablations.study_config(ablations.VARIANTS[HIGH], **s.changes)
-        differs = {f for f in ("head_convs", "head_norm") if getattr(cfg, f) != getattr(study, f)}
-        assert cfg == study.replace(**same_loss.changes, **{f: getattr(cfg, f) for f in differs})
+        assert cfg == study.replace(**same_loss.changes, **ablations.HEAD_DESIGNS[design])
         assert cfg.head_norm == "none" and s.train_changes == {}
     assert ablations.study_config(ablations.VARIANTS[HIGH]).head_norm == "group"
     default = ablations.build_parser().parse_args([]).groups
