@@ -24,10 +24,11 @@ threshold 0: a model that becomes confident slowly is not cut off by the usual 0
     python -m retina_edu.ablations --groups imbalance   # only the imbalance axis
     python -m retina_edu.ablations --smoke --out /tmp/smoke   # the machinery, in about a minute
 
-``--groups heads`` is a follow-up the default study leaves out: CE and FL at the most imbalanced
-variant with the paper's subnets (4 convs, no normalisation) and with the study's 2 convs without
-GroupNorm, trained as the other rows. Every run records the share of its class subnet's last
-hidden features that are zero at the objects' anchors (``dead_features``).
+``--groups heads`` is a follow-up the default study leaves out: CE and FL with other subnets than
+the study's, trained as the other rows: the paper's (4 convs, no normalisation) at the most
+imbalanced variant, and the study's 2 convs without GroupNorm along the whole imbalance axis.
+Every run records the share of its class subnet's last hidden features that are zero at the
+objects' anchors (``dead_features``).
 
 ``--trunk FILE`` starts every run's trunk from the weights an earlier run saved, as the paper
 starts its ResNet from ImageNet; the FPN and the subnets start fresh. Such runs go to their own
@@ -221,12 +222,21 @@ SETTINGS = [
             (4, 3, (33.8, 52.1, 36.2)),
         ]
     ],
+    # the heads follow-up: the paper's heads at the most imbalanced variant, and 2 convs without
+    # GroupNorm along the whole imbalance axis
     *[
-        Setting("heads", f"{loss} {design}", HIGH, {**HEAD_DESIGNS[design], **changes})
-        for design in HEAD_DESIGNS
+        Setting("heads", f"{loss} paper heads", HIGH, {**PAPER_HEADS, **changes})
         for loss, changes in [
             ("CE alpha=0.75", ce(0.75)),
             ("CE alpha=0.99", ce(0.99)),
+            ("FL gamma=2.0 alpha=0.25", fl(2.0, 0.25)),
+        ]
+    ],
+    *[
+        Setting("heads", f"{loss} no head norm", v, {**HEAD_DESIGNS["no head norm"], **changes})
+        for v in VARIANTS
+        for loss, changes in [
+            *[(f"CE alpha={a}", ce(a)) for a in AXIS_ALPHAS],
             ("FL gamma=2.0 alpha=0.25", fl(2.0, 0.25)),
         ]
     ],
@@ -509,15 +519,22 @@ def paired_by_seed(a: dict, b: dict) -> list[float]:
     return [a[s] - b[s] for s in a if s in b]
 
 
-def imbalance_axis(rows: list[dict], imbalance: dict[str, dict]) -> list[dict]:
+def imbalance_axis(rows: list[dict], imbalance: dict[str, dict], design: str | None = None) -> list[dict]:
     """Per variant: its measured background : foreground ratio, the best α-balanced CE (the α
-    with the highest mean AP), FL γ = 2, and their difference, paired by seed (mean ± std)."""
+    with the highest mean AP), FL γ = 2, and their difference, paired by seed (mean ± std).
+    ``design``: one of ``HEAD_DESIGNS``, to read the heads follow-up's rows of that design rather
+    than the study's."""
+    groups, suffix = (("heads",), f" {design}") if design else (("imbalance", "1a"), "")
     out = []
     for name in VARIANTS:
-        axis = [r for r in rows if r["variant"] == name and r["group"] in ("imbalance", "1a") and r["seeds"]]
+        axis = [
+            r
+            for r in rows
+            if r["variant"] == name and r["group"] in groups and r["setting"].endswith(suffix) and r["seeds"]
+        ]
         # Table 1a repeats the axis rows at the most imbalanced variant: each alpha once
         ces = list({r["setting"]: r for r in axis if r["setting"].startswith("CE")}.values())
-        fls = [r for r in axis if r["setting"] == "FL gamma=2.0 alpha=0.25"]
+        fls = [r for r in axis if r["setting"] == "FL gamma=2.0 alpha=0.25" + suffix]
         if not ces or not fls:
             continue
         best, focal = max(ces, key=lambda r: r["AP_mean"]), fls[0]
@@ -843,7 +860,8 @@ def write_results(
                 fig4[name] = figure4(model, val_set)
             elif name in earlier:
                 fig4[name] = earlier[name]
-    summary = {"meta": {**meta, "imbalance": imbalance}, "axis": axis, "rows": rows}
+    heads_axis = {design: imbalance_axis(rows, imbalance, design) for design in HEAD_DESIGNS}
+    summary = {"meta": {**meta, "imbalance": imbalance}, "axis": axis, "heads_axis": heads_axis, "rows": rows}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     fig4_file.write_text(json.dumps(fig4))
     figures = {"imbalance": plot_imbalance({meta["steps"]: axis}), "table1": plot_table1(rows)}
@@ -1010,7 +1028,7 @@ def main(argv: list[str] | None = None) -> dict:
         "total_run_seconds": round(sum(r["seconds"] for r in runs)),
     }
     summary = write_results(args.out, runs, variants, data_root, models, meta)
-    for a in summary["axis"]:
+    for a in [*summary["axis"], *(a for axis in summary["heads_axis"].values() for a in axis)]:
         print(
             f"{a['variant']:9} {a['ratio']:6.0f}:1  best CE ({a['best_CE']}) {a['best_CE_AP']:.3f}  "
             f"FL {a['FL_AP']:.3f}  FL - CE {a['delta_AP']:+.3f} ± {a['delta_std']:.3f} ({a['seeds']} seeds)"

@@ -50,8 +50,8 @@ def test_run_key_shares_identical_models_and_separates_others():
     assert key(BY_NAME["dense", "CE alpha=0.75"]) != key(BY_NAME[HIGH, "CE alpha=0.75"])
     assert key(BY_NAME[HIGH, "FL pi=0.01"]) != key(BY_NAME[HIGH, "FL gamma=2.0 alpha=0.25"])
     assert (
-        len({key(s) for s in ablations.SETTINGS}) == 35
-    )  # 3 x 4 axis + 2 + 4 + 5 + 6 new in 1a, prior, 1b, 1c + 2 x 3 heads
+        len({key(s) for s in ablations.SETTINGS}) == 44
+    )  # 3 x 4 axis + 2 + 4 + 5 + 6 new in 1a, prior, 1b, 1c + 3 paper heads + 3 x 4 no head norm
     # the heads follow-up trains the paper's heads as the study trains (AdamW), not as §4.1 does
     assert key(BY_NAME[HIGH, "CE alpha=0.75 paper heads"]) != key(BY_NAME[HIGH, "CE pi=0.01"])
 
@@ -71,13 +71,17 @@ def test_prior_rows_train_as_the_paper():
 
 
 def test_the_heads_follow_up_changes_only_the_subnets_and_is_run_only_when_named():
-    study = ablations.study_config(ablations.VARIANTS[HIGH])
     for s in (s for s in ablations.SETTINGS if s.group == "heads"):
         design = next(d for d in ablations.HEAD_DESIGNS if s.name.endswith(" " + d))
-        same_loss = BY_NAME[HIGH, s.name.removesuffix(" " + design)]  # "CE alpha=0.75", the study's
-        cfg = ablations.study_config(ablations.VARIANTS[HIGH], **s.changes)
+        same_loss = BY_NAME[s.variant, s.name.removesuffix(" " + design)]  # "CE alpha=0.75", the study's
+        study = ablations.study_config(ablations.VARIANTS[s.variant])
+        cfg = ablations.study_config(ablations.VARIANTS[s.variant], **s.changes)
         assert cfg == study.replace(**same_loss.changes, **ablations.HEAD_DESIGNS[design])
         assert cfg.head_norm == "none" and s.train_changes == {}
+    # without GroupNorm, every point of the imbalance axis; the paper's heads at the highest only
+    axis = {(s.variant, s.name) for s in ablations.SETTINGS if s.group == "imbalance"}
+    assert {(v, f"{n} no head norm") for v, n in axis} <= set(BY_NAME)
+    assert {s.variant for s in ablations.SETTINGS if s.name.endswith("paper heads")} == {HIGH}
     assert ablations.study_config(ablations.VARIANTS[HIGH]).head_norm == "group"
     default = ablations.build_parser().parse_args([]).groups
     assert "heads" not in default and set(default) | {"heads"} == set(ablations.GROUPS)
@@ -155,6 +159,24 @@ def test_summaries_by_hand():
     assert axis[0]["delta_AP"] == pytest.approx(0.075) and axis[0]["delta_std"] == pytest.approx(
         0.0354, abs=1e-4
     )
+
+
+def test_the_imbalance_axis_of_a_head_design_reads_only_that_designs_rows():
+    key = ablations.run_key
+    study = [BY_NAME["dense", n] for n in ("CE alpha=0.75", "FL gamma=2.0 alpha=0.25")]
+    no_norm = [BY_NAME["dense", f"{n} no head norm"] for n in ("CE alpha=0.5", "CE alpha=0.75")]
+    no_norm_fl = BY_NAME["dense", "FL gamma=2.0 alpha=0.25 no head norm"]
+    runs = [
+        _run(key(study[0]), 0, 0.50), _run(key(study[1]), 0, 0.40),
+        _run(key(no_norm[0]), 0, 0.61), _run(key(no_norm[1]), 0, 0.55), _run(key(no_norm_fl), 0, 0.58),
+    ]  # fmt: skip
+    rows, ratio = ablations.summarise(runs), {"dense": {"ratio": 73.0}}
+    (mine,) = ablations.imbalance_axis(rows, ratio)
+    assert (mine["best_CE"], mine["delta_AP"]) == ("CE alpha=0.75", pytest.approx(-0.10))
+    (theirs,) = ablations.imbalance_axis(rows, ratio, "no head norm")
+    assert (theirs["best_CE"], theirs["CE_alphas_tried"]) == ("CE alpha=0.5 no head norm", 2)
+    assert (theirs["FL_AP"], theirs["delta_AP"]) == (0.58, pytest.approx(-0.03))
+    assert ablations.imbalance_axis(rows, ratio, "paper heads") == []  # none of its runs
 
 
 def test_paired_by_seed_skips_seeds_one_side_lacks():
