@@ -135,7 +135,7 @@ def torchvision_retinanet(config: RetinaNetConfig) -> TorchvisionRetinaNet:
         out_channels=channels,
         extra_blocks=LastLevelP6P7(p6_in, channels),
     )
-    norm = partial(nn.GroupNorm, 32) if config.head_norm == "group" else None
+    norm = partial(nn.GroupNorm, config.head_norm_groups) if config.head_norm == "group" else None
     head = TorchvisionRetinaNetHead(
         channels, config.num_anchors_per_location, config.num_classes, norm_layer=norm
     )

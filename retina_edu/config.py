@@ -83,7 +83,8 @@ class RetinaNetConfig:
     p6_input: P6Input = "C5"
     # Class and box subnets (§4 "Classification Subnet", "Box Regression Subnet")
     head_convs: int = 4
-    head_norm: HeadNorm = "none"  # "none" (paper) or "group" (GroupNorm, 32 groups; trains faster)
+    head_norm: HeadNorm = "none"  # "none" (paper) or "group" (GroupNorm; trains faster)
+    head_norm_groups: int = 32  # GroupNorm's groups: fpn_channels / groups channels share a mean
     prior_prob: float = PRIOR_PROB
     # Anchors: side lengths per level (P3..P7) and aspect ratios h/w
     anchor_sizes: tuple[tuple[float, ...], ...] = anchor_sizes_per_level((32, 64, 128, 256, 512))
@@ -130,6 +131,9 @@ class RetinaNetConfig:
             raise ValueError(f"anchor_sizes needs one tuple per level P3..P7, got {self.anchor_sizes}")
         if len({len(s) for s in self.anchor_sizes}) != 1:
             raise ValueError("every level needs the same number of anchor sizes")
+        groups = self.head_norm_groups
+        if self.head_norm == "group" and (groups < 1 or self.fpn_channels % groups):
+            raise ValueError(f"head_norm_groups must divide fpn_channels ({self.fpn_channels}), got {groups}")
         if not 0 < self.prior_prob < 1:
             raise ValueError(f"prior_prob must be in (0, 1), got {self.prior_prob}")
         if not 0 <= self.bg_iou_thresh <= self.fg_iou_thresh <= 1:

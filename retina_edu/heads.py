@@ -24,7 +24,8 @@ def prior_bias(prior_prob: float = PRIOR_PROB) -> float:
 
 
 class Subnet(nn.Module):
-    """``num_convs`` × (3×3 conv, [GroupNorm], ReLU), then a 3×3 conv to ``A · outputs_per_anchor``.
+    """``num_convs`` × (3×3 conv, [GroupNorm of ``norm_groups`` groups], ReLU), then a 3×3 conv to
+    ``A · outputs_per_anchor``.
 
     Applied to each pyramid level with the same weights; the outputs of all levels are
     concatenated in anchor order (level → row → column → anchor).
@@ -37,13 +38,14 @@ class Subnet(nn.Module):
         outputs_per_anchor: int,
         num_convs: int = 4,
         norm: HeadNorm = "none",
+        norm_groups: int = 32,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for _ in range(num_convs):
             layers.append(nn.Conv2d(channels, channels, 3, padding=1, bias=norm == "none"))
             if norm == "group":
-                layers.append(nn.GroupNorm(32, channels))
+                layers.append(nn.GroupNorm(norm_groups, channels))
             layers.append(nn.ReLU(inplace=True))
         self.convs = nn.Sequential(*layers)
         self.predictor = nn.Conv2d(channels, num_anchors * outputs_per_anchor, 3, padding=1)
@@ -76,10 +78,11 @@ class RetinaNetHead(nn.Module):
         num_convs: int = 4,
         norm: HeadNorm = "none",
         prior_prob: float = PRIOR_PROB,
+        norm_groups: int = 32,
     ) -> None:
         super().__init__()
-        self.class_subnet = Subnet(channels, num_anchors, num_classes, num_convs, norm)
-        self.box_subnet = Subnet(channels, num_anchors, 4, num_convs, norm)
+        self.class_subnet = Subnet(channels, num_anchors, num_classes, num_convs, norm, norm_groups)
+        self.box_subnet = Subnet(channels, num_anchors, 4, num_convs, norm, norm_groups)
         nn.init.constant_(self.class_subnet.predictor.bias, prior_bias(prior_prob))
 
     def forward(self, features: list[Tensor]) -> tuple[Tensor, Tensor]:

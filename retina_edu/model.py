@@ -49,6 +49,7 @@ class RetinaNet(nn.Module):
             config.head_convs,
             config.head_norm,
             config.prior_prob,
+            config.head_norm_groups,
         )
         self.box_coder = BoxCoder()
         # Channels-last memory for the trunk and the FPN: oneDNN (CPU) and cuDNN run their

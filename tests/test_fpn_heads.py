@@ -1,3 +1,5 @@
+from functools import partial
+
 import pytest
 import torch
 from torchvision.models.detection.retinanet import RetinaNetHead as TorchvisionHead
@@ -39,10 +41,15 @@ def test_trunk_strides(backbone):
     assert (c3.shape[1], c4.shape[1], c5.shape[1]) == trunk.out_channels
 
 
-def test_head_equals_torchvision(gen):
+@pytest.mark.parametrize("groups", [None, 32, 4])  # no norm (the paper), GroupNorm: 1 or 8 channels a group
+def test_head_equals_torchvision(gen, groups):
     channels, anchors, classes = 32, 9, 4
-    ours = RetinaNetHead(channels, anchors, classes, num_convs=4)
-    theirs = TorchvisionHead(channels, anchors, classes)
+    if groups is None:
+        ours = RetinaNetHead(channels, anchors, classes, num_convs=4)
+        theirs = TorchvisionHead(channels, anchors, classes)
+    else:
+        ours = RetinaNetHead(channels, anchors, classes, num_convs=4, norm="group", norm_groups=groups)
+        theirs = TorchvisionHead(channels, anchors, classes, norm_layer=partial(torch.nn.GroupNorm, groups))
     for subnet, tv_head, last in [
         (ours.class_subnet, theirs.classification_head, "cls_logits"),
         (ours.box_subnet, theirs.regression_head, "bbox_reg"),
@@ -74,3 +81,5 @@ def test_group_norm_head_shapes():
     assert sum(isinstance(m, torch.nn.GroupNorm) for m in head.modules()) == 4
     cls, box = head([torch.randn(2, 64, 4, 4)])
     assert cls.shape == (2, 144, 5) and box.shape == (2, 144, 4)
+    eight = RetinaNetHead(64, 9, 5, num_convs=2, norm="group", norm_groups=8)
+    assert {m.num_groups for m in eight.modules() if isinstance(m, torch.nn.GroupNorm)} == {8}

@@ -147,6 +147,17 @@ def test_round_trip_of_names_is_exact(pair):
     assert all(back[k] is state[k] for k in state)
 
 
+def test_group_norm_groups_must_divide_the_channels():
+    config = RetinaNetConfig.cpu().replace(fpn_channels=32)
+    assert RetinaNet(config.replace(head_norm_groups=4)).config.head_norm_groups == 4
+    for groups in (0, 3, 64):
+        with pytest.raises(
+            ValueError, match=f"head_norm_groups must divide fpn_channels \\(32\\), got {groups}"
+        ):
+            config.replace(head_norm_groups=groups)
+    assert config.replace(head_norm="none", head_norm_groups=3).head_norm_groups == 3  # no GroupNorm: unused
+
+
 def test_group_norm_heads_convert_both_ways():
     config = RetinaNetConfig.cpu()
     model = RetinaNet(config)
