@@ -25,8 +25,9 @@ threshold 0: a model that becomes confident slowly is not cut off by the usual 0
     python -m retina_edu.ablations --smoke --out /tmp/smoke   # the machinery, in about a minute
 
 ``--groups heads`` is a follow-up the default study leaves out: CE and FL with other subnets than
-the study's, trained as the other rows: the paper's (4 convs, no normalisation) at the most
-imbalanced variant, and the study's 2 convs without GroupNorm along the whole imbalance axis.
+the study's, trained as the other rows: the paper's (4 convs, no normalisation) and the study's
+with GroupNorm of 8 channels per group rather than 1 at the most imbalanced variant, and the
+study's 2 convs without GroupNorm along the whole imbalance axis.
 Every run records the share of its class subnet's last hidden features that are zero at the
 objects' anchors (``dead_features``).
 
@@ -182,9 +183,14 @@ AXIS_ALPHAS = (0.5, 0.75, 0.99)  # CE's α on the imbalance axis; Table 1a adds 
 # paper's heads (4 convs, no normalisation). π = 0.5 is bias 0.
 PAPER_SGD = {"optimizer": "sgd", "lr": 0.01, "warmup_steps": 0, "grad_clip": None, "schedule": "step"}
 PAPER_HEADS = {"head_convs": 4, "head_norm": "none"}
-# The heads follow-up: CE and FL at the most imbalanced variant with other subnets than the
-# study's (2 convs, GroupNorm), trained as every other row (AdamW). Not part of the default study.
-HEAD_DESIGNS = {"paper heads": PAPER_HEADS, "no head norm": {"head_norm": "none"}}
+# The heads follow-up: CE and FL with other subnets than the study's (2 convs, GroupNorm of 32
+# groups on 32 channels, so each channel is normalised alone), trained as every other row (AdamW).
+# Not part of the default study.
+HEAD_DESIGNS = {
+    "paper heads": PAPER_HEADS,
+    "no head norm": {"head_norm": "none"},
+    "8 channels per group": {"head_norm_groups": 4},  # GroupNorm as its paper sets it (32 of 256)
+}
 
 SETTINGS = [
     # The imbalance axis, in the order the study runs it: it is what the paper is about.
@@ -222,8 +228,8 @@ SETTINGS = [
             (4, 3, (33.8, 52.1, 36.2)),
         ]
     ],
-    # the heads follow-up: the paper's heads at the most imbalanced variant, and 2 convs without
-    # GroupNorm along the whole imbalance axis
+    # the heads follow-up: the paper's heads and GroupNorm of 8-channel groups at the most
+    # imbalanced variant, and 2 convs without GroupNorm along the whole imbalance axis
     *[
         Setting("heads", f"{loss} paper heads", HIGH, {**PAPER_HEADS, **changes})
         for loss, changes in [
@@ -231,6 +237,11 @@ SETTINGS = [
             ("CE alpha=0.99", ce(0.99)),
             ("FL gamma=2.0 alpha=0.25", fl(2.0, 0.25)),
         ]
+    ],
+    *[
+        Setting("heads", f"{loss} {design}", HIGH, {**HEAD_DESIGNS[design], **changes})
+        for design in ["8 channels per group"]
+        for loss, changes in [("CE alpha=0.75", ce(0.75)), ("FL gamma=2.0 alpha=0.25", fl(2.0, 0.25))]
     ],
     *[
         Setting("heads", f"{loss} no head norm", v, {**HEAD_DESIGNS["no head norm"], **changes})
