@@ -577,19 +577,18 @@ def mean_curve(runs: list[dict]) -> tuple[list[int], list[float]]:
     return steps, [statistics.mean(r["curve"][i][1] for r in runs) for i in range(len(steps))]
 
 
-def plot_imbalance(budgets: dict[int, list[dict]]) -> Figure:
+def plot_imbalance(axes: dict[str, list[dict]]) -> Figure:
     """The paper's thesis in one picture: FL − best CE against the measured imbalance (left),
-    and the two APs themselves (right), mean ± std over seeds. ``budgets`` maps a number of
-    training steps to the imbalance axis measured at it (``imbalance_axis``); the longest is drawn
-    solid, the others dashed or dotted and fainter."""
+    and the two APs themselves (right), mean ± std over seeds. ``axes`` maps a label (``"800
+    steps"``) to an imbalance axis (``imbalance_axis``); the first is drawn solid, the others
+    dashed or dotted and fainter, and the variants are named on the first."""
     fig = Figure(figsize=(9, 3.6), layout="constrained")
     left, right = fig.subplots(1, 2)
     left.axhline(0, color="gray", lw=1)
-    for rank, steps in enumerate(sorted(budgets, reverse=True)):
-        axis, after = budgets[steps], f", {steps} steps"
+    for rank, (label, axis) in enumerate(axes.items()):
         ratios = [a["ratio"] for a in axis]
         style = {"fmt": ("o-", "s--", "^:")[rank % 3], "alpha": 1.0 if rank == 0 else 0.6, "capsize": 4}
-        for ax, key, std, label, colour in (
+        for ax, key, std, name, colour in (
             (left, "delta_AP", "delta_std", "FL − best CE", "tab:purple"),
             (right, "best_CE_AP", "best_CE_std", "best α-balanced CE", "tab:blue"),
             (right, "FL_AP", "FL_std", "FL γ=2, α=.25", "tab:orange"),
@@ -599,17 +598,17 @@ def plot_imbalance(budgets: dict[int, list[dict]]) -> Figure:
                 [a[key] for a in axis],
                 yerr=[a[std] for a in axis],
                 color=colour,
-                label=label + after,
+                label=f"{name}, {label}",
                 **style,
             )
-    for a in budgets[max(budgets)]:
+    for a in next(iter(axes.values())):
         left.annotate(
             a["variant"], (a["ratio"], a["delta_AP"]), textcoords="offset points", xytext=(6, -12), fontsize=8
         )
     left.set(
         xscale="log", xlabel="background : foreground anchors per image", ylabel="AP(FL γ=2) − AP(best CE)"
     )
-    left.set_title("Focal loss gains with the imbalance")
+    left.set_title("FL's lead over the best CE")
     right.set(xscale="log", xlabel="background : foreground anchors per image", ylabel="COCO AP[.5:.95]")
     right.set_title("AP of each loss")
     for ax in (left, right):
@@ -875,7 +874,7 @@ def write_results(
     summary = {"meta": {**meta, "imbalance": imbalance}, "axis": axis, "heads_axis": heads_axis, "rows": rows}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     fig4_file.write_text(json.dumps(fig4))
-    figures = {"imbalance": plot_imbalance({meta["steps"]: axis}), "table1": plot_table1(rows)}
+    figures = {"imbalance": plot_imbalance({f"{meta['steps']} steps": axis}), "table1": plot_table1(rows)}
     if axis:
         figures["curves"] = plot_curves(runs, axis)
     if fig4:
