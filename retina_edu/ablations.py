@@ -582,7 +582,7 @@ def plot_imbalance(axes: dict[str, list[dict]]) -> Figure:
     and the two APs themselves (right), mean ± std over seeds. ``axes`` maps a label (``"800
     steps"``) to an imbalance axis (``imbalance_axis``); the first is drawn solid, the others
     dashed or dotted and fainter, and the variants are named on the first."""
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    fig = Figure(figsize=(9, 4.4), layout="constrained")
     left, right = fig.subplots(1, 2)
     left.axhline(0, color="gray", lw=1)
     for rank, (label, axis) in enumerate(axes.items()):
@@ -611,8 +611,8 @@ def plot_imbalance(axes: dict[str, list[dict]]) -> Figure:
     left.set_title("FL's lead over the best CE")
     right.set(xscale="log", xlabel="background : foreground anchors per image", ylabel="COCO AP[.5:.95]")
     right.set_title("AP of each loss")
-    for ax in (left, right):
-        ax.legend(fontsize=7)
+    for ax in (left, right):  # below the panels: the points use every corner of them
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     return fig
 
 
