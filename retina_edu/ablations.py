@@ -179,6 +179,7 @@ def fl(gamma: float, alpha: float) -> dict:
 
 
 AXIS_ALPHAS = (0.5, 0.75, 0.99)  # CE's α on the imbalance axis; Table 1a adds .25 and .9
+AXIS_LOSSES = {**{f"CE alpha={a}": ce(a) for a in AXIS_ALPHAS}, "FL gamma=2.0 alpha=0.25": fl(2.0, 0.25)}
 # §4.1 as the paper trains: SGD, lr 0.01, momentum 0.9, no warm-up, no gradient clipping, the
 # paper's heads (4 convs, no normalisation). π = 0.5 is bias 0.
 PAPER_SGD = {"optimizer": "sgd", "lr": 0.01, "warmup_steps": 0, "grad_clip": None, "schedule": "step"}
@@ -231,25 +232,14 @@ SETTINGS = [
     # the heads follow-up: the paper's heads and GroupNorm of 8-channel groups at the most
     # imbalanced variant, and 2 convs without GroupNorm along the whole imbalance axis
     *[
-        Setting("heads", f"{loss} paper heads", HIGH, {**PAPER_HEADS, **changes})
-        for loss, changes in [
-            ("CE alpha=0.75", ce(0.75)),
-            ("CE alpha=0.99", ce(0.99)),
-            ("FL gamma=2.0 alpha=0.25", fl(2.0, 0.25)),
+        Setting("heads", f"{loss} {design}", v, {**HEAD_DESIGNS[design], **AXIS_LOSSES[loss]})
+        for design, variants, losses in [
+            ("paper heads", [HIGH], ["CE alpha=0.75", "CE alpha=0.99", "FL gamma=2.0 alpha=0.25"]),
+            ("8 channels per group", [HIGH], ["CE alpha=0.75", "FL gamma=2.0 alpha=0.25"]),
+            ("no head norm", list(VARIANTS), list(AXIS_LOSSES)),
         ]
-    ],
-    *[
-        Setting("heads", f"{loss} {design}", HIGH, {**HEAD_DESIGNS[design], **changes})
-        for design in ["8 channels per group"]
-        for loss, changes in [("CE alpha=0.75", ce(0.75)), ("FL gamma=2.0 alpha=0.25", fl(2.0, 0.25))]
-    ],
-    *[
-        Setting("heads", f"{loss} no head norm", v, {**HEAD_DESIGNS["no head norm"], **changes})
-        for v in VARIANTS
-        for loss, changes in [
-            *[(f"CE alpha={a}", ce(a)) for a in AXIS_ALPHAS],
-            ("FL gamma=2.0 alpha=0.25", fl(2.0, 0.25)),
-        ]
+        for v in variants
+        for loss in losses
     ],
 ]  # fmt: skip
 GROUPS = tuple(dict.fromkeys(s.group for s in SETTINGS))
