@@ -572,7 +572,7 @@ def plot_imbalance(axes: dict[str, list[dict]]) -> Figure:
     and the two APs themselves (right), mean ± std over seeds. ``axes`` maps a label (``"800
     steps"``) to an imbalance axis (``imbalance_axis``); the first is drawn solid, the others
     dashed or dotted and fainter, and the variants are named on the first."""
-    fig = Figure(figsize=(9, 4.4), layout="constrained")
+    fig = Figure(figsize=(9, 3.4 + 0.55 * len(axes)), layout="constrained")  # room for the legends
     left, right = fig.subplots(1, 2)
     left.axhline(0, color="gray", lw=1)
     for rank, (label, axis) in enumerate(axes.items()):
@@ -864,13 +864,17 @@ def write_results(
     summary = {"meta": {**meta, "imbalance": imbalance}, "axis": axis, "heads_axis": heads_axis, "rows": rows}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     fig4_file.write_text(json.dumps(fig4))
-    figures = {"imbalance": plot_imbalance({f"{meta['steps']} steps": axis}), "table1": plot_table1(rows)}
+    figures = {"table1": plot_table1(rows)}
+    axes = {"the study's heads": axis, **heads_axis}  # a heads follow-up's folder has its designs' axes
+    drawn = {f"{name}, {meta['steps']} steps": a for name, a in axes.items() if a}
+    if drawn:
+        figures["imbalance"] = plot_imbalance(drawn)
     if axis:
         figures["curves"] = plot_curves(runs, axis)
     if fig4:
         figures["figure4"] = plot_figure4(fig4)
     for name, figure in figures.items():
-        figure.savefig(out / f"{name}.png", dpi=90)
+        figure.savefig(out / f"{name}.png", dpi=90, bbox_inches="tight")  # legends may hang below
     return summary
 
 
