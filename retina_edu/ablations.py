@@ -151,7 +151,9 @@ def measure_imbalance(dataset: CocoDetection, config: RetinaNetConfig, images: i
 @dataclass(frozen=True)
 class Setting:
     """One row of a table: the variant, what changes from ``study_config``, the training changes
-    and the paper's (AP, AP50, AP75) for that row, ×100 (Table 1, ResNet-50, 600 px, minival)."""
+    and the paper's (AP, AP50, AP75) for that row, ×100 (Table 1, ResNet-50, 600 px, minival).
+    ``design``: the heads follow-up's head design (a key of ``HEAD_DESIGNS``); None for the
+    study's own heads."""
 
     group: str
     name: str
@@ -159,6 +161,7 @@ class Setting:
     changes: dict = field(default_factory=dict)
     train_changes: dict = field(default_factory=dict)
     paper: tuple[float, float, float] | None = None
+    design: str | None = None
 
 
 def anchors(scales: int, ratios: int) -> dict:
@@ -232,7 +235,7 @@ SETTINGS = [
     # the heads follow-up: the paper's heads and GroupNorm of 8-channel groups at the most
     # imbalanced variant, and 2 convs without GroupNorm along the whole imbalance axis
     *[
-        Setting("heads", f"{loss} {design}", v, {**HEAD_DESIGNS[design], **AXIS_LOSSES[loss]})
+        Setting("heads", f"{loss} {design}", v, {**HEAD_DESIGNS[design], **AXIS_LOSSES[loss]}, design=design)
         for design, variants, losses in [
             ("paper heads", [HIGH], ["CE alpha=0.75", "CE alpha=0.99", "FL gamma=2.0 alpha=0.25"]),
             ("8 channels per group", [HIGH], ["CE alpha=0.75", "FL gamma=2.0 alpha=0.25"]),
@@ -495,6 +498,7 @@ def summarise(runs: list[dict], settings: list[Setting] = SETTINGS) -> list[dict
                 "group": s.group,
                 "setting": s.name,
                 "variant": s.variant,
+                "design": s.design,
                 "seeds": len(mine),
                 "AP_mean": _round(ap_mean),
                 "AP_std": _round(ap_std),
@@ -525,17 +529,17 @@ def imbalance_axis(rows: list[dict], imbalance: dict[str, dict], design: str | N
     with the highest mean AP), FL γ = 2, and their difference, paired by seed (mean ± std).
     ``design``: one of ``HEAD_DESIGNS``, to read the heads follow-up's rows of that design rather
     than the study's."""
-    groups, suffix = (("heads",), f" {design}") if design else (("imbalance", "1a"), "")
+    groups = ("heads",) if design else ("imbalance", "1a")
     out = []
     for name in VARIANTS:
         axis = [
             r
             for r in rows
-            if r["variant"] == name and r["group"] in groups and r["setting"].endswith(suffix) and r["seeds"]
+            if r["variant"] == name and r["group"] in groups and r["design"] == design and r["seeds"]
         ]
         # Table 1a repeats the axis rows at the most imbalanced variant: each alpha once
         ces = list({r["setting"]: r for r in axis if r["setting"].startswith("CE")}.values())
-        fls = [r for r in axis if r["setting"] == "FL gamma=2.0 alpha=0.25" + suffix]
+        fls = [r for r in axis if r["setting"].startswith("FL gamma=2.0 alpha=0.25")]
         if not ces or not fls:
             continue
         best, focal = max(ces, key=lambda r: r["AP_mean"]), fls[0]

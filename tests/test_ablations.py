@@ -72,7 +72,7 @@ def test_prior_rows_train_as_the_paper():
 
 def test_the_heads_follow_up_changes_only_the_subnets_and_is_run_only_when_named():
     for s in (s for s in ablations.SETTINGS if s.group == "heads"):
-        design = next(d for d in ablations.HEAD_DESIGNS if s.name.endswith(" " + d))
+        design = s.design
         same_loss = BY_NAME[s.variant, s.name.removesuffix(" " + design)]  # "CE alpha=0.75", the study's
         study = ablations.study_config(ablations.VARIANTS[s.variant])
         cfg = ablations.study_config(ablations.VARIANTS[s.variant], **s.changes)
