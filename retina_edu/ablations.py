@@ -27,7 +27,8 @@ threshold 0: a model that becomes confident slowly is not cut off by the usual 0
 ``--groups heads`` is a follow-up the default study leaves out: CE and FL with other subnets than
 the study's, trained as the other rows: the paper's (4 convs, no normalisation) and the study's
 with GroupNorm of 8 channels per group rather than 1 at the most imbalanced variant, and the
-study's 2 convs without GroupNorm along the whole imbalance axis.
+study's 2 convs without GroupNorm along the whole imbalance axis. Its folder gets the imbalance
+axis of each head design, not the study's Table 1, curves and Figure 4.
 Every run records the share of its class subnet's last hidden features that are zero at the
 objects' anchors (``dead_features``).
 
@@ -840,19 +841,30 @@ def git_revision() -> str:
 
 
 def write_results(
-    out: Path, runs: list[dict], variants: dict[str, Variant], data_root: Path, models: Path, meta: dict
+    out: Path,
+    runs: list[dict],
+    variants: dict[str, Variant],
+    data_root: Path,
+    models: Path,
+    meta: dict,
+    groups: tuple[str, ...] = GROUPS,
 ) -> dict:
-    """Summaries, Figure 4 for the FL and best-CE models of the most imbalanced variant, figures."""
+    """The summary of the settings of ``groups`` and of every other setting ``runs`` hold, and the
+    imbalance axis of each head design that has one. Where ``groups`` holds a part of the study (not
+    only follow-ups): Table 1, the curves and Figure 4 for the FL and best-CE models of the most
+    imbalanced variant as well. A follow-up's folder so gets its own figures, not the study's."""
     imbalance = {}
     for name, variant in variants.items():
         train_set, _ = variant.datasets(data_root)
         imbalance[name] = measure_imbalance(train_set, study_config(variant, train_set.num_classes))
-    rows = summarise(runs)
+    keys = {r["key"] for r in runs}
+    rows = summarise(runs, [s for s in SETTINGS if s.group in groups or run_key(s) in keys])
     axis = imbalance_axis(rows, imbalance)
+    study = any(g not in FOLLOW_UPS for g in groups)
     fig4_file = out / "figure4.json"  # an earlier curve stands where this machine lacks the weights
     earlier, fig4 = json.loads(fig4_file.read_text()) if fig4_file.is_file() else {}, {}
     high = next((a for a in axis if a["variant"] == HIGH), None)
-    if high is not None:
+    if study and high is not None:
         _, val_set = variants[HIGH].datasets(data_root)
         # FL, the best CE and the paper's best CE (α = .75), each where its weights are at hand
         for name in dict.fromkeys(("FL gamma=2.0 alpha=0.25", high["best_CE"], "CE alpha=0.75")):
@@ -867,16 +879,19 @@ def write_results(
     heads_axis = {design: imbalance_axis(rows, imbalance, design) for design in HEAD_DESIGNS}
     summary = {"meta": {**meta, "imbalance": imbalance}, "axis": axis, "heads_axis": heads_axis, "rows": rows}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    fig4_file.write_text(json.dumps(fig4))
-    figures = {"table1": plot_table1(rows)}
+    figures = {}
+    if study:
+        fig4_file.write_text(json.dumps(fig4))
+        if any(r["group"] in ("1a", "1b", "1c") for r in rows):
+            figures["table1"] = plot_table1(rows)
+        if axis:
+            figures["curves"] = plot_curves(runs, axis)
+        if fig4:
+            figures["figure4"] = plot_figure4(fig4)
     axes = {"the study's heads": axis, **heads_axis}  # a heads follow-up's folder has its designs' axes
     drawn = {f"{name}, {meta['steps']} steps": a for name, a in axes.items() if a}
     if drawn:
         figures["imbalance"] = plot_imbalance(drawn)
-    if axis:
-        figures["curves"] = plot_curves(runs, axis)
-    if fig4:
-        figures["figure4"] = plot_figure4(fig4)
     for name, figure in figures.items():
         figure.savefig(out / f"{name}.png", dpi=90, bbox_inches="tight")  # legends may hang below
     return summary
@@ -1035,7 +1050,7 @@ def main(argv: list[str] | None = None) -> dict:
         "this_invocation_seconds": round(time.perf_counter() - begun),
         "total_run_seconds": round(sum(r["seconds"] for r in runs)),
     }
-    summary = write_results(args.out, runs, variants, data_root, models, meta)
+    summary = write_results(args.out, runs, variants, data_root, models, meta, tuple(args.groups))
     for a in [*summary["axis"], *(a for axis in summary["heads_axis"].values() for a in axis)]:
         print(
             f"{a['variant']:9} {a['ratio']:6.0f}:1  best CE ({a['best_CE']}) {a['best_CE_AP']:.3f}  "

@@ -183,6 +183,31 @@ def test_the_imbalance_axis_of_a_head_design_reads_only_that_designs_rows():
     assert ablations.imbalance_axis(rows, ratio, "paper heads") == []  # none of its runs
 
 
+def test_a_follow_ups_folder_gets_its_own_summary_and_figures(tmp_path):
+    key, losses = ablations.run_key, (("CE alpha=0.75", 0.50), ("FL gamma=2.0 alpha=0.25", 0.60))
+    no_norm = [
+        _run(key(BY_NAME[v, f"{n} no head norm"]), 0, ap) for v in ablations.VARIANTS for n, ap in losses
+    ]
+    study = [_run(key(BY_NAME[HIGH, n]), 0, ap) for n, ap in losses]  # the study's heads, rerun
+    args = (ablations.smoke_variants(), tmp_path / "data", tmp_path / "models", {"steps": 200})
+    summary = ablations.write_results(tmp_path, no_norm + study, *args, ("heads",))
+    rows = summary["rows"]
+    assert all(r["seeds"] for r in rows if r["group"] != "heads")  # the study's rows only where run
+    assert {r["setting"] for r in rows if r["group"] == "imbalance"} == {n for n, _ in losses}
+    heads = [s for s in ablations.SETTINGS if s.group == "heads"]  # every one, run or not
+    assert [r["setting"] for r in rows if r["group"] == "heads"] == [s.name for s in heads]
+    assert [a["variant"] for a in summary["heads_axis"]["no head norm"]] == list(ablations.VARIANTS)
+    assert summary["heads_axis"]["paper heads"] == [] and summary["axis"][0]["variant"] == HIGH
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["imbalance.png", "summary.json"]
+    # the study's folder: its own figures, and no follow-up's rows where it holds none of their runs
+    summary = ablations.write_results(
+        tmp_path, study, *args, tuple(ablations.build_parser().parse_args([]).groups)
+    )
+    assert {r["group"] for r in summary["rows"]} == set(ablations.GROUPS) - set(ablations.FOLLOW_UPS)
+    for name in ("figure4.json", "table1.png", "curves.png"):
+        assert (tmp_path / name).is_file(), name
+
+
 def test_paired_by_seed_skips_seeds_one_side_lacks():
     # FL has three seeds, CE two (seed 2 not run): only seeds 0 and 1 pair
     focal, ce = {"0": 0.86, "1": 0.86, "2": 0.85}, {"0": 0.85, "1": 0.82}
