@@ -394,6 +394,20 @@ def model_file_stem(setting: Setting, seed: int) -> str:
 
 
 # ------------------------------------------------------------------------------- Figure 4
+def matched_logits(
+    model: RetinaNet, dataset: CocoDetection, images: int
+) -> tuple[torch.Tensor, list[dict], list[torch.Tensor]]:
+    """The model (in eval mode, without gradients) on the first ``images`` images of ``dataset``:
+    their class logits ``(B, N, K)``, their targets after ``preprocess`` and, per image, each
+    anchor's match ``(N,)``: the index of its ground-truth box, ``BACKGROUND`` or ``IGNORED``."""
+    model.eval()
+    batch, targets = collate([dataset[i] for i in range(min(images, len(dataset)))])
+    with torch.no_grad():
+        x, _, targets = model.preprocess(batch, targets)
+        logits, _, anchor_boxes, _ = model.dense_outputs(x)  # (B, N, K), anchors (N, 4)
+    return logits, targets, [match_anchors(box_iou(t["boxes"], anchor_boxes)) for t in targets]
+
+
 def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, images: int = 100) -> dict:
     """Figure 4: the cumulative distribution of the normalised loss over positive and over
     negative (anchor, class) pairs, for several γ, on a trained model's predictions (the paper
@@ -405,16 +419,9 @@ def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, ima
     γ per positive sample (how training normalises it), and the mean and median probability the
     model gives its positive and its negative samples.
     """
-    model.eval()
-    batch, targets = collate([dataset[i] for i in range(min(images, len(dataset)))])
-    with torch.no_grad():
-        x, _, targets = model.preprocess(batch, targets)
-        features = model.fpn(model.trunk(x))
-        logits, _ = model.head(features)  # (B, N, K)
-        anchor_boxes = model.anchors(tuple(x.shape[-2:]), features)  # (N, 4)
+    logits, targets, matched = matched_logits(model, dataset, images)
     logit, target = [], []
-    for b, t in enumerate(targets):
-        matches = match_anchors(box_iou(t["boxes"], anchor_boxes))  # (N,)
+    for b, (t, matches) in enumerate(zip(targets, matched, strict=True)):
         onehot = torch.zeros_like(logits[b])  # (N, K)
         fg = matches >= 0
         onehot[fg, t["labels"][matches[fg]]] = 1
@@ -450,22 +457,19 @@ def dead_features(model: RetinaNet, dataset: CocoDetection, images: int = 100) -
     feature at and around an object is zero, the object's class logits are the predictor's bias
     alone, the same for every class, and its loss reaches only that bias, which every background
     anchor shares."""
-    model.eval()
     hidden: list[torch.Tensor] = []
     hook = model.head.class_subnet.predictor.register_forward_hook(lambda m, i, o: hidden.append(i[0]))
-    batch, targets = collate([dataset[i] for i in range(min(images, len(dataset)))])
-    with torch.no_grad():
-        x, _, targets = model.preprocess(batch, targets)
-        _, _, anchor_boxes, _ = model.dense_outputs(x)  # anchors (N, 4)
-    hook.remove()
+    try:
+        _, _, matched = matched_logits(model, dataset, images)
+    finally:
+        hook.remove()
     a = model.config.num_anchors_per_location
     # each level's (B, C, H, W) to (B, H·W·A, C): the order of the head's outputs (B, H, W, A)
     per_anchor = torch.cat(
         [h.permute(0, 2, 3, 1).repeat_interleave(a, 2).reshape(h.shape[0], -1, h.shape[1]) for h in hidden], 1
     )
     zero = {"foreground": [], "background": []}
-    for b, t in enumerate(targets):
-        matches = match_anchors(box_iou(t["boxes"], anchor_boxes))  # (N,)
+    for b, matches in enumerate(matched):
         zero["foreground"].append(per_anchor[b, matches >= 0] == 0)
         zero["background"].append(per_anchor[b, matches == BACKGROUND] == 0)
     return {kind: round(torch.cat(z).float().mean().item(), 4) for kind, z in zero.items()}
