@@ -450,6 +450,15 @@ def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, ima
     return out
 
 
+def at_anchors(levels: list[torch.Tensor], anchors_per_location: int) -> torch.Tensor:
+    """Each level's features ``(B, C, H, W)`` at every anchor: ``(B, N, C)``, in the order of the
+    head's outputs (level, row, column, anchor), so that index n is anchor n's position."""
+    a = anchors_per_location
+    return torch.cat(
+        [h.permute(0, 2, 3, 1).repeat_interleave(a, 2).reshape(h.shape[0], -1, h.shape[1]) for h in levels], 1
+    )
+
+
 def dead_features(model: RetinaNet, dataset: CocoDetection, images: int = 100) -> dict[str, float]:
     """The share of the class subnet's last hidden features (the predictor's input, after its
     ReLU) that are exactly zero at the positions of the foreground anchors and of the background
@@ -463,16 +472,36 @@ def dead_features(model: RetinaNet, dataset: CocoDetection, images: int = 100) -
         _, _, matched = matched_logits(model, dataset, images)
     finally:
         hook.remove()
-    a = model.config.num_anchors_per_location
-    # each level's (B, C, H, W) to (B, H·W·A, C): the order of the head's outputs (B, H, W, A)
-    per_anchor = torch.cat(
-        [h.permute(0, 2, 3, 1).repeat_interleave(a, 2).reshape(h.shape[0], -1, h.shape[1]) for h in hidden], 1
-    )
+    per_anchor = at_anchors(hidden, model.config.num_anchors_per_location)
     zero = {"foreground": [], "background": []}
     for b, matches in enumerate(matched):
         zero["foreground"].append(per_anchor[b, matches >= 0] == 0)
         zero["background"].append(per_anchor[b, matches == BACKGROUND] == 0)
     return {kind: round(torch.cat(z).float().mean().item(), 4) for kind, z in zero.items()}
+
+
+def class_channels(model: RetinaNet, dataset: CocoDetection, images: int = 100) -> dict[str, list[float]]:
+    """What each channel of the class subnet's last hidden layer responds to, and what it does to
+    the class logits. Per channel (C of them): its mean pre-activation (the input of the subnet's
+    last ReLU) at the positions of the foreground anchors (``objects``) and of the background
+    anchors (``background``) of ``images`` images, and ``push``: the sum of the predictor's weights
+    on it, over every class logit of every anchor and the 3×3 kernel. A channel with ``objects``
+    below ``background`` fires on the background; with a negative ``push`` it lowers the class
+    logits where it fires."""
+    relu = [m for m in model.head.class_subnet.convs if isinstance(m, torch.nn.ReLU)][-1]
+    pre: list[torch.Tensor] = []  # the ReLU works in place: keep a copy of its input
+    hook = relu.register_forward_pre_hook(lambda m, i: pre.append(i[0].clone()))
+    try:
+        _, _, matched = matched_logits(model, dataset, images)
+    finally:
+        hook.remove()
+    per_anchor = at_anchors(pre, model.config.num_anchors_per_location)  # (B, N, C)
+    sides = {
+        "objects": torch.cat([per_anchor[b, m >= 0] for b, m in enumerate(matched)]).mean(0),
+        "background": torch.cat([per_anchor[b, m == BACKGROUND] for b, m in enumerate(matched)]).mean(0),
+        "push": model.head.class_subnet.predictor.weight.detach().sum((0, 2, 3)),
+    }
+    return {name: [round(v, 4) for v in values.tolist()] for name, values in sides.items()}
 
 
 def hardest_share(curves: dict, gamma: float, kind: str, fraction: float) -> float:
@@ -844,6 +873,26 @@ def git_revision() -> str:
         return "unknown"
 
 
+def measure_saved(
+    file: Path, settings: list[Setting], variant: Variant, val_set: CocoDetection, models: Path, measure
+) -> dict:
+    """``measure(model, val_set)`` on seed 0's trained model of each of ``settings`` (by name; all
+    on ``variant``), from the weights in ``models``; where they are not at hand (a clone: the
+    weights are not committed), the value ``file`` held before. Written to ``file`` and returned."""
+    earlier = json.loads(file.read_text()) if file.is_file() else {}
+    measured = {}
+    for setting in settings:
+        weights = models / f"{model_file_stem(setting, 0)}.pt"
+        if weights.is_file():
+            model = RetinaNet(study_config(variant, val_set.num_classes, **setting.changes))
+            model.load_state_dict(torch.load(weights, weights_only=True))
+            measured[setting.name] = measure(model, val_set)
+        elif setting.name in earlier:
+            measured[setting.name] = earlier[setting.name]
+    file.write_text(json.dumps(measured))
+    return measured
+
+
 def write_results(
     out: Path,
     runs: list[dict],
@@ -865,27 +914,25 @@ def write_results(
     rows = summarise(runs, [s for s in SETTINGS if s.group in groups or run_key(s) in keys])
     axis = imbalance_axis(rows, imbalance)
     study = any(g not in FOLLOW_UPS for g in groups)
-    fig4_file = out / "figure4.json"  # an earlier curve stands where this machine lacks the weights
-    earlier, fig4 = json.loads(fig4_file.read_text()) if fig4_file.is_file() else {}, {}
-    high = next((a for a in axis if a["variant"] == HIGH), None)
-    if study and high is not None:
-        _, val_set = variants[HIGH].datasets(data_root)
-        # FL, the best CE and the paper's best CE (α = .75), each where its weights are at hand
-        for name in dict.fromkeys(("FL gamma=2.0 alpha=0.25", high["best_CE"], "CE alpha=0.75")):
-            setting = high_setting(name)
-            weights = models / f"{model_file_stem(setting, 0)}.pt"
-            if weights.is_file():
-                model = RetinaNet(study_config(variants[HIGH], val_set.num_classes, **setting.changes))
-                model.load_state_dict(torch.load(weights, weights_only=True))
-                fig4[name] = figure4(model, val_set)
-            elif name in earlier:
-                fig4[name] = earlier[name]
+    _, val_set = variants[HIGH].datasets(data_root)
+    fig4 = {}
+    if study:  # FL, the best CE and the paper's best CE (α = .75) at the most imbalanced variant
+        high = [a["best_CE"] for a in axis if a["variant"] == HIGH]
+        names = ("FL gamma=2.0 alpha=0.25", *high, "CE alpha=0.75") if high else ()
+        settings = [high_setting(n) for n in dict.fromkeys(names)]
+        fig4 = measure_saved(out / "figure4.json", settings, variants[HIGH], val_set, models, figure4)
+    if "heads" in groups:  # each head design's class subnet with each loss, there
+        heads = {
+            s.name: s for s in SETTINGS if s.variant == HIGH and (s.group == "heads" or s.name in AXIS_LOSSES)
+        }
+        measure_saved(
+            out / "channels.json", list(heads.values()), variants[HIGH], val_set, models, class_channels
+        )
     heads_axis = {design: imbalance_axis(rows, imbalance, design) for design in HEAD_DESIGNS}
     summary = {"meta": {**meta, "imbalance": imbalance}, "axis": axis, "heads_axis": heads_axis, "rows": rows}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     figures = {}
     if study:
-        fig4_file.write_text(json.dumps(fig4))
         if any(r["group"] in ("1a", "1b", "1c") for r in rows):
             figures["table1"] = plot_table1(rows)
         if axis:

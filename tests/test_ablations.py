@@ -189,7 +189,13 @@ def test_a_follow_ups_folder_gets_its_own_summary_and_figures(tmp_path):
         _run(key(BY_NAME[v, f"{n} no head norm"]), 0, ap) for v in ablations.VARIANTS for n, ap in losses
     ]
     study = [_run(key(BY_NAME[HIGH, n]), 0, ap) for n, ap in losses]  # the study's heads, rerun
-    args = (ablations.smoke_variants(), tmp_path / "data", tmp_path / "models", {"steps": 200})
+    variants, models = ablations.smoke_variants(), tmp_path / "models"
+    args = (variants, tmp_path / "data", models, {"steps": 200})
+    traced = BY_NAME[HIGH, "CE alpha=0.75 no head norm"]  # seed 0's weights at hand for this one only
+    torch.manual_seed(0)
+    model = RetinaNet(ablations.study_config(variants[HIGH], **traced.changes))
+    models.mkdir()
+    torch.save(model.state_dict(), models / f"{ablations.model_file_stem(traced, 0)}.pt")
     summary = ablations.write_results(tmp_path, no_norm + study, *args, ("heads",))
     rows = summary["rows"]
     assert all(r["seeds"] for r in rows if r["group"] != "heads")  # the study's rows only where run
@@ -198,7 +204,14 @@ def test_a_follow_ups_folder_gets_its_own_summary_and_figures(tmp_path):
     assert [r["setting"] for r in rows if r["group"] == "heads"] == [s.name for s in heads]
     assert [a["variant"] for a in summary["heads_axis"]["no head norm"]] == list(ablations.VARIANTS)
     assert summary["heads_axis"]["paper heads"] == [] and summary["axis"][0]["variant"] == HIGH
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["imbalance.png", "summary.json"]
+    files = ["channels.json", "imbalance.png", "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == files
+    _, val_set = variants[HIGH].datasets(tmp_path / "data")
+    channels = {traced.name: ablations.class_channels(model, val_set)}
+    assert json.loads((tmp_path / "channels.json").read_text()) == channels
+    shutil.rmtree(models)  # a clone without the weights keeps what was measured
+    ablations.write_results(tmp_path, no_norm + study, *args, ("heads",))
+    assert json.loads((tmp_path / "channels.json").read_text()) == channels
     # the study's folder: its own figures, and no follow-up's rows where it holds none of their runs
     summary = ablations.write_results(
         tmp_path, study, *args, tuple(ablations.build_parser().parse_args([]).groups)
@@ -318,11 +331,12 @@ def test_figure4_splits_a_ce_models_own_loss_as_torch_does(tiny):
     assert own["negative p median"] == pytest.approx(0.01, abs=0.005)
 
 
-def _dead_by_index(model, dataset, images):
-    """dead_features by index arithmetic, one anchor at a time: anchor n of level l sits at
-    position (n // A) of that level's H·W grid, row-major, as the head orders its outputs."""
+def _inputs_by_index(model, module, dataset, images):
+    """The input of the class subnet's ``module`` (C values) at each foreground and each background
+    anchor, found by index arithmetic one anchor at a time: anchor n of level l sits at position
+    (n // A) of that level's H·W grid, row-major, as the head orders its outputs."""
     hidden = []
-    hook = model.head.class_subnet.predictor.register_forward_hook(lambda m, i, o: hidden.append(i[0]))
+    hook = module.register_forward_pre_hook(lambda m, i: hidden.append(i[0].clone()))
     batch, targets = collate([dataset[i] for i in range(images)])
     with torch.no_grad():
         x, _, targets = model.preprocess(batch, targets)
@@ -332,7 +346,7 @@ def _dead_by_index(model, dataset, images):
     starts = [0]
     for h in hidden:
         starts.append(starts[-1] + h.shape[2] * h.shape[3] * a)
-    counts = {"foreground": [0, 0], "background": [0, 0]}  # zeros, features
+    found = {"foreground": [], "background": []}
     for b, t in enumerate(targets):
         matches = match_anchors(box_iou(t["boxes"], anchors))
         for n, m in enumerate(matches.tolist()):
@@ -342,10 +356,14 @@ def _dead_by_index(model, dataset, images):
             level = max(i for i, s in enumerate(starts[:-1]) if s <= n)
             position = (n - starts[level]) // a
             width = hidden[level].shape[3]
-            v = hidden[level][b, :, position // width, position % width]
-            counts[kind][0] += int((v == 0).sum())
-            counts[kind][1] += len(v)
-    return {kind: zeros / total for kind, (zeros, total) in counts.items()}
+            found[kind].append(hidden[level][b, :, position // width, position % width])
+    return found
+
+
+def _dead_by_index(model, dataset, images):
+    """dead_features by index arithmetic: the predictor's input, anchor by anchor."""
+    found = _inputs_by_index(model, model.head.class_subnet.predictor, dataset, images)
+    return {kind: float((torch.stack(v) == 0).float().mean()) for kind, v in found.items()}
 
 
 def test_dead_features_are_counted_where_each_anchor_sits(tiny):
@@ -356,6 +374,33 @@ def test_dead_features_are_counted_where_each_anchor_sits(tiny):
     assert 0.2 < shares["background"] < 0.8  # an untrained subnet's ReLU passes about half
     for kind in ("foreground", "background"):
         assert shares[kind] == pytest.approx(by_index[kind], abs=1e-4)
+
+
+@pytest.mark.parametrize("head_norm", ["group", "none"])
+def test_class_channels_are_the_last_relus_input_where_each_anchor_sits(tiny, head_norm):
+    torch.manual_seed(0)
+    model = RetinaNet(ablations.study_config(ablations.VARIANTS[HIGH], head_norm=head_norm))
+    relu = model.head.class_subnet.convs[-1]
+    assert isinstance(relu, torch.nn.ReLU)
+    channels = ablations.class_channels(model, tiny, images=3)
+    found = _inputs_by_index(model, relu, tiny, 3)
+    for kind, name in (("foreground", "objects"), ("background", "background")):
+        by_hand = torch.stack(found[kind]).mean(0)
+        assert channels[name] == pytest.approx(by_hand.tolist(), abs=1e-4)
+    if head_norm == "group":  # GroupNorm's output is centred, and negative in places: before the ReLU
+        assert min(channels["objects"] + channels["background"]) < 0
+
+
+def test_class_channels_push_is_the_predictors_total_weight(tiny):
+    torch.manual_seed(0)
+    model = RetinaNet(ablations.study_config(ablations.VARIANTS[HIGH]))
+    predictor = model.head.class_subnet.predictor  # (A·K, C, 3, 3)
+    with torch.no_grad():
+        predictor.weight.zero_()
+        predictor.weight[:, 0] = 1.0  # channel 0 raises every class logit of every anchor
+        predictor.weight[2, 1, 1, 1] = -0.5  # channel 1 lowers one logit through the kernel's centre
+    push = ablations.class_channels(model, tiny, images=1)["push"]
+    assert push[:3] == [predictor.weight.shape[0] * 9, -0.5, 0.0]
 
 
 def test_a_subnet_dead_everywhere_or_nowhere(tiny):
