@@ -405,7 +405,10 @@ def matched_logits(
     with torch.no_grad():
         x, _, targets = model.preprocess(batch, targets)
         logits, _, anchor_boxes, _ = model.dense_outputs(x)  # (B, N, K), anchors (N, 4)
-    return logits, targets, [match_anchors(box_iou(t["boxes"], anchor_boxes)) for t in targets]
+    matched = [match_anchors(box_iou(t["boxes"], anchor_boxes)) for t in targets]
+    if not any(bool((m >= 0).any()) for m in matched):  # the measures at the objects would be NaN
+        raise ValueError(f"no anchor matches an object in the first {len(matched)} images of the data set")
+    return logits, targets, matched
 
 
 def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, images: int = 100) -> dict:

@@ -403,6 +403,17 @@ def test_class_channels_push_is_the_predictors_total_weight(tiny):
     assert push[:3] == [predictor.weight.shape[0] * 9, -0.5, 0.0]
 
 
+def test_images_without_a_matched_object_are_refused_not_measured_as_nan(tiny, tmp_path):
+    coco = json.loads(tiny.ann_file.read_text())
+    empty = tmp_path / "no_objects.json"
+    empty.write_text(json.dumps({**coco, "annotations": []}))
+    dataset = CocoDetection(empty, tiny.image_dir)
+    model = RetinaNet(ablations.study_config(ablations.VARIANTS[HIGH]))
+    for measure in (ablations.dead_features, ablations.class_channels, ablations.figure4):
+        with pytest.raises(ValueError, match="no anchor matches an object in the first 2 images"):
+            measure(model, dataset, images=2)
+
+
 def test_a_subnet_dead_everywhere_or_nowhere(tiny):
     torch.manual_seed(0)
     model = RetinaNet(ablations.study_config(ablations.VARIANTS[HIGH], head_norm="none"))
