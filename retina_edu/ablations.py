@@ -462,6 +462,20 @@ def at_anchors(levels: list[torch.Tensor], anchors_per_location: int) -> torch.T
     )
 
 
+def inputs_at_anchors(
+    model: RetinaNet, module: torch.nn.Module, dataset: CocoDetection, images: int
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The input of ``module``, a layer of the head, at every anchor of the first ``images`` images
+    ``(B, N, C)``, and each anchor's match per image (``matched_logits``)."""
+    levels: list[torch.Tensor] = []  # one per pyramid level; a ReLU works in place: keep a copy
+    hook = module.register_forward_pre_hook(lambda m, i: levels.append(i[0].clone()))
+    try:
+        _, _, matched = matched_logits(model, dataset, images)
+    finally:
+        hook.remove()
+    return at_anchors(levels, model.config.num_anchors_per_location), matched
+
+
 def dead_features(model: RetinaNet, dataset: CocoDetection, images: int = 100) -> dict[str, float]:
     """The share of the class subnet's last hidden features (the predictor's input, after its
     ReLU) that are exactly zero at the positions of the foreground anchors and of the background
@@ -469,13 +483,7 @@ def dead_features(model: RetinaNet, dataset: CocoDetection, images: int = 100) -
     feature at and around an object is zero, the object's class logits are the predictor's bias
     alone, the same for every class, and its loss reaches only that bias, which every background
     anchor shares."""
-    hidden: list[torch.Tensor] = []
-    hook = model.head.class_subnet.predictor.register_forward_hook(lambda m, i, o: hidden.append(i[0]))
-    try:
-        _, _, matched = matched_logits(model, dataset, images)
-    finally:
-        hook.remove()
-    per_anchor = at_anchors(hidden, model.config.num_anchors_per_location)
+    per_anchor, matched = inputs_at_anchors(model, model.head.class_subnet.predictor, dataset, images)
     zero = {"foreground": [], "background": []}
     for b, matches in enumerate(matched):
         zero["foreground"].append(per_anchor[b, matches >= 0] == 0)
@@ -492,13 +500,7 @@ def class_channels(model: RetinaNet, dataset: CocoDetection, images: int = 100) 
     below ``background`` fires on the background; with a negative ``push`` it lowers the class
     logits where it fires."""
     relu = [m for m in model.head.class_subnet.convs if isinstance(m, torch.nn.ReLU)][-1]
-    pre: list[torch.Tensor] = []  # the ReLU works in place: keep a copy of its input
-    hook = relu.register_forward_pre_hook(lambda m, i: pre.append(i[0].clone()))
-    try:
-        _, _, matched = matched_logits(model, dataset, images)
-    finally:
-        hook.remove()
-    per_anchor = at_anchors(pre, model.config.num_anchors_per_location)  # (B, N, C)
+    per_anchor, matched = inputs_at_anchors(model, relu, dataset, images)  # (B, N, C)
     sides = {
         "objects": torch.cat([per_anchor[b, m >= 0] for b, m in enumerate(matched)]).mean(0),
         "background": torch.cat([per_anchor[b, m == BACKGROUND] for b, m in enumerate(matched)]).mean(0),
