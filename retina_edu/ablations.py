@@ -498,13 +498,18 @@ def class_channels(model: RetinaNet, dataset: CocoDetection, images: int = 100) 
     anchors (``background``) of ``images`` images, and ``push``: the sum of the predictor's weights
     on it, over every class logit of every anchor and the 3×3 kernel. A channel with ``objects``
     below ``background`` fires on the background; with a negative ``push`` it lowers the class
-    logits where it fires."""
+    logits where it fires. ``objects_on`` and ``background_on``: the share of those anchors where
+    the channel is on (its pre-activation above 0, so the ReLU passes it and its gradient)."""
     relu = [m for m in model.head.class_subnet.convs if isinstance(m, torch.nn.ReLU)][-1]
     per_anchor, matched = inputs_at_anchors(model, relu, dataset, images)  # (B, N, C)
+    objects = torch.cat([per_anchor[b, m >= 0] for b, m in enumerate(matched)])  # (foreground, C)
+    background = torch.cat([per_anchor[b, m == BACKGROUND] for b, m in enumerate(matched)])
     sides = {
-        "objects": torch.cat([per_anchor[b, m >= 0] for b, m in enumerate(matched)]).mean(0),
-        "background": torch.cat([per_anchor[b, m == BACKGROUND] for b, m in enumerate(matched)]).mean(0),
+        "objects": objects.mean(0),
+        "background": background.mean(0),
         "push": model.head.class_subnet.predictor.weight.detach().sum((0, 2, 3)),
+        "objects_on": (objects > 0).float().mean(0),
+        "background_on": (background > 0).float().mean(0),
     }
     return {name: [round(v, 4) for v in values.tolist()] for name, values in sides.items()}
 

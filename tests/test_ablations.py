@@ -5,6 +5,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 from pathlib import Path
 
 import pytest
@@ -385,8 +386,10 @@ def test_class_channels_are_the_last_relus_input_where_each_anchor_sits(tiny, he
     channels = ablations.class_channels(model, tiny, images=3)
     found = _inputs_by_index(model, relu, tiny, 3)
     for kind, name in (("foreground", "objects"), ("background", "background")):
-        by_hand = torch.stack(found[kind]).mean(0)
-        assert channels[name] == pytest.approx(by_hand.tolist(), abs=1e-4)
+        by_hand = torch.stack(found[kind])  # (anchors, C)
+        assert channels[name] == pytest.approx(by_hand.mean(0).tolist(), abs=1e-4)
+        assert channels[f"{name}_on"] == pytest.approx((by_hand > 0).float().mean(0).tolist(), abs=1e-4)
+    assert 0 < statistics.mean(channels["background_on"]) < 1  # an untrained channel is on in places
     if head_norm == "group":  # GroupNorm's output is centred, and negative in places: before the ReLU
         assert min(channels["objects"] + channels["background"]) < 0
 
