@@ -915,7 +915,9 @@ def write_results(
     """The summary of the settings of ``groups`` and of every other setting ``runs`` hold, and the
     imbalance axis of each head design that has one. Where ``groups`` holds a part of the study (not
     only follow-ups): Table 1, the curves and Figure 4 for the FL and best-CE models of the most
-    imbalanced variant as well. A follow-up's folder so gets its own figures, not the study's."""
+    imbalanced variant as well. A follow-up's folder so gets its own figures, not the study's. With
+    the heads follow-up: the class channels (``channels.json``) and Figure 4's curves of seed 0's
+    model of each head design and loss at the most imbalanced variant."""
     imbalance = {}
     for name, variant in variants.items():
         train_set, _ = variant.datasets(data_root)
@@ -925,19 +927,22 @@ def write_results(
     axis = imbalance_axis(rows, imbalance)
     study = any(g not in FOLLOW_UPS for g in groups)
     _, val_set = variants[HIGH].datasets(data_root)
-    fig4 = {}
-    if study:  # FL, the best CE and the paper's best CE (α = .75) at the most imbalanced variant
+    measured: dict[str, Setting] = {}  # Figure 4's models, by name, all at the most imbalanced variant
+    if study:  # FL, the best CE and the paper's best CE (α = .75)
         high = [a["best_CE"] for a in axis if a["variant"] == HIGH]
         names = ("FL gamma=2.0 alpha=0.25", *high, "CE alpha=0.75") if high else ()
-        settings = [high_setting(n) for n in dict.fromkeys(names)]
-        fig4 = measure_saved(out / "figure4.json", settings, variants[HIGH], val_set, models, figure4)
-    if "heads" in groups:  # each head design's class subnet with each loss, there
+        measured.update((n, high_setting(n)) for n in names)
+    if "heads" in groups:  # each head design's class subnet with each loss
         heads = {
             s.name: s for s in SETTINGS if s.variant == HIGH and (s.group == "heads" or s.name in AXIS_LOSSES)
         }
         measure_saved(
             out / "channels.json", list(heads.values()), variants[HIGH], val_set, models, class_channels
         )
+        measured.update(heads)
+    fig4 = measure_saved(
+        out / "figure4.json", list(measured.values()), variants[HIGH], val_set, models, figure4
+    )
     heads_axis = {design: imbalance_axis(rows, imbalance, design) for design in HEAD_DESIGNS}
     summary = {"meta": {**meta, "imbalance": imbalance}, "axis": axis, "heads_axis": heads_axis, "rows": rows}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

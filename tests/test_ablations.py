@@ -205,14 +205,17 @@ def test_a_follow_ups_folder_gets_its_own_summary_and_figures(tmp_path):
     assert [r["setting"] for r in rows if r["group"] == "heads"] == [s.name for s in heads]
     assert [a["variant"] for a in summary["heads_axis"]["no head norm"]] == list(ablations.VARIANTS)
     assert summary["heads_axis"]["paper heads"] == [] and summary["axis"][0]["variant"] == HIGH
-    files = ["channels.json", "imbalance.png", "summary.json"]
+    files = ["channels.json", "figure4.json", "imbalance.png", "summary.json"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == files
     _, val_set = variants[HIGH].datasets(tmp_path / "data")
     channels = {traced.name: ablations.class_channels(model, val_set)}
+    curves = {traced.name: ablations.figure4(model, val_set)}
     assert json.loads((tmp_path / "channels.json").read_text()) == channels
+    assert json.loads((tmp_path / "figure4.json").read_text()) == curves
     shutil.rmtree(models)  # a clone without the weights keeps what was measured
     ablations.write_results(tmp_path, no_norm + study, *args, ("heads",))
     assert json.loads((tmp_path / "channels.json").read_text()) == channels
+    assert json.loads((tmp_path / "figure4.json").read_text()) == curves
     # the study's folder: its own figures, and no follow-up's rows where it holds none of their runs
     summary = ablations.write_results(
         tmp_path, study, *args, tuple(ablations.build_parser().parse_args([]).groups)
