@@ -775,15 +775,19 @@ def compare_axes(short: dict, long: dict) -> list[dict]:
     return out
 
 
-def plot_budgets(budgets: list[list[dict]], names: tuple[str, ...] = BUDGET_SETTINGS) -> Figure:
-    """Validation AP against step for each setting at several budgets, each given as its runs
-    (runs.json): the longest solid (each seed faint, the mean bold), the others' means dashed or
-    dotted in the same colour."""
+def plot_budgets(
+    budgets: list[list[dict]],
+    names: tuple[str, ...] = BUDGET_SETTINGS,
+    colours: tuple[str, ...] = ("tab:blue", "tab:green", "tab:orange"),
+) -> Figure:
+    """Validation AP against step for each setting of ``names`` (one colour each, in order) at
+    several budgets, each given as its runs (runs.json): the longest solid (each seed faint, the
+    mean bold), the others' means dashed or dotted in the same colour."""
     fig = Figure(figsize=(6.5, 3.8), layout="constrained")
     ax = fig.subplots()
     budgets = sorted(budgets, key=lambda runs: -max(r["steps"] for r in runs))
     styles = ("o-", "s--", "^:")
-    for name, colour in zip(names, ("tab:blue", "tab:green", "tab:orange"), strict=False):
+    for name, colour in zip(names, colours, strict=False):
         key = run_key(high_setting(name))
         label = name.replace("alpha", "α").replace("gamma", "γ")
         for rank, runs in enumerate(budgets):

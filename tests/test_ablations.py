@@ -247,9 +247,10 @@ def test_two_budgets_by_hand():
     assert row["long_std"] == pytest.approx(0.0283, abs=1e-4) and row["plateau"] is False  # .07 > .028
     flat = [{**r, "curve": [[200, r["AP"] - 0.01], [400, r["AP"]]]} for r in long]
     assert ablations.compare_budgets(short, flat, names=("CE alpha=0.99",))[0]["plateau"] is True
-    figure = ablations.plot_budgets([short, long], names=("CE alpha=0.99",))  # the longest first
-    labels = figure.axes[0].get_legend_handles_labels()[1]
-    assert labels == ["CE α=0.99, 400 steps", "CE α=0.99, 200 steps"]
+    figure = ablations.plot_budgets([short, long], names=("CE alpha=0.99",), colours=("tab:red",))
+    lines, labels = figure.axes[0].get_legend_handles_labels()
+    assert labels == ["CE α=0.99, 400 steps", "CE α=0.99, 200 steps"]  # the longest first
+    assert [line.get_color() for line in lines] == ["tab:red", "tab:red"]
 
 
 def test_two_axes_by_hand():
