@@ -394,21 +394,23 @@ def model_file_stem(setting: Setting, seed: int) -> str:
 
 
 # ------------------------------------------------------------------------------- Figure 4
-def matched_logits(
+def matched_outputs(
     model: RetinaNet, dataset: CocoDetection, images: int
-) -> tuple[torch.Tensor, list[dict], list[torch.Tensor]]:
+) -> tuple[torch.Tensor, torch.Tensor, list[dict], list[torch.Tensor]]:
     """The model (in eval mode, without gradients) on the first ``images`` images of ``dataset``:
-    their class logits ``(B, N, K)``, their targets after ``preprocess`` and, per image, each
-    anchor's match ``(N,)``: the index of its ground-truth box, ``BACKGROUND`` or ``IGNORED``."""
+    their class logits ``(B, N, K)``, their decoded boxes before NMS ``(B, N, 4)`` xyxy, their
+    targets after ``preprocess`` and, per image, each anchor's match ``(N,)``: the index of its
+    ground-truth box, ``BACKGROUND`` or ``IGNORED``."""
     model.eval()
     batch, targets = collate([dataset[i] for i in range(min(images, len(dataset)))])
     with torch.no_grad():
         x, _, targets = model.preprocess(batch, targets)
-        logits, _, anchor_boxes, _ = model.dense_outputs(x)  # (B, N, K), anchors (N, 4)
+        logits, deltas, anchor_boxes, _ = model.dense_outputs(x)  # (B, N, K), (B, N, 4), anchors (N, 4)
+        boxes = model.box_coder.decode(deltas, anchor_boxes.expand_as(deltas))
     matched = [match_anchors(box_iou(t["boxes"], anchor_boxes)) for t in targets]
     if not any(bool((m >= 0).any()) for m in matched):  # the measures at the objects would be NaN
         raise ValueError(f"no anchor matches an object in the first {len(matched)} images of the data set")
-    return logits, targets, matched
+    return logits, boxes, targets, matched
 
 
 def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, images: int = 100) -> dict:
@@ -422,7 +424,7 @@ def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, ima
     γ per positive sample (how training normalises it), and the mean and median probability the
     model gives its positive and its negative samples.
     """
-    logits, targets, matched = matched_logits(model, dataset, images)
+    logits, _, targets, matched = matched_outputs(model, dataset, images)
     logit, target = [], []
     for b, (t, matches) in enumerate(zip(targets, matched, strict=True)):
         onehot = torch.zeros_like(logits[b])  # (N, K)
@@ -453,6 +455,38 @@ def figure4(model: RetinaNet, dataset: CocoDetection, gammas=FIGURE4_GAMMAS, ima
     return out
 
 
+def box_precision(model: RetinaNet, dataset: CocoDetection, images: int = 100) -> dict:
+    """How tight the boxes are. ``AP_by_iou``: COCO's AP on ``dataset`` at each IoU threshold
+    .50, .55, … .95 (their mean is the AP). Before NMS, on the first ``images`` images, over the
+    anchors the matcher makes foreground for each object: the IoU of their decoded boxes with the
+    object, averaged over them (``candidates_mean``), their best (``candidates_best``) and the one
+    the model scores highest for the object's class (``top_scored``), each a mean over the objects
+    (``objects`` of them)."""
+    logits, boxes, targets, matched = matched_outputs(model, dataset, images)  # refuses no objects
+    precision = evaluate_model(model, dataset, progress=False, verbose=False).coco_eval.eval["precision"]
+    by_iou = precision[:, :, :, 0, -1]  # (IoU thresholds, recall points, classes) at all areas, 100 dets
+    ap = [float(p[p > -1].mean()) for p in by_iou]
+    mean, best, top = [], [], []
+    for b, (t, matches) in enumerate(zip(targets, matched, strict=True)):
+        for j, (truth, label) in enumerate(zip(t["boxes"], t["labels"], strict=True)):
+            mine = matches == j
+            if not mine.any():
+                continue
+            iou = box_iou(truth[None], boxes[b][mine])[0]
+            mean.append(iou.mean().item())
+            best.append(iou.max().item())
+            top.append(iou[logits[b][mine, label].argmax()].item())
+    return {
+        "iou_thresholds": [round(0.5 + 0.05 * i, 2) for i in range(len(ap))],
+        "AP_by_iou": [round(v, 5) for v in ap],
+        "objects": len(mean),
+        **{
+            k: round(statistics.mean(v), 5)
+            for k, v in (("candidates_mean", mean), ("candidates_best", best), ("top_scored", top))
+        },
+    }
+
+
 def at_anchors(levels: list[torch.Tensor], anchors_per_location: int) -> torch.Tensor:
     """Each level's features ``(B, C, H, W)`` at every anchor: ``(B, N, C)``, in the order of the
     head's outputs (level, row, column, anchor), so that index n is anchor n's position."""
@@ -466,11 +500,11 @@ def inputs_at_anchors(
     model: RetinaNet, module: torch.nn.Module, dataset: CocoDetection, images: int
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The input of ``module``, a layer of the head, at every anchor of the first ``images`` images
-    ``(B, N, C)``, and each anchor's match per image (``matched_logits``)."""
+    ``(B, N, C)``, and each anchor's match per image (``matched_outputs``)."""
     levels: list[torch.Tensor] = []  # one per pyramid level; a ReLU works in place: keep a copy
     hook = module.register_forward_pre_hook(lambda m, i: levels.append(i[0].clone()))
     try:
-        _, _, matched = matched_logits(model, dataset, images)
+        _, _, _, matched = matched_outputs(model, dataset, images)
     finally:
         hook.remove()
     return at_anchors(levels, model.config.num_anchors_per_location), matched
@@ -921,7 +955,8 @@ def write_results(
     only follow-ups): Table 1, the curves and Figure 4 for the FL and best-CE models of the most
     imbalanced variant as well. A follow-up's folder so gets its own figures, not the study's. With
     the heads follow-up: the class channels (``channels.json``) and Figure 4's curves of seed 0's
-    model of each head design and loss at the most imbalanced variant."""
+    model of each head design and loss at the most imbalanced variant, and how tight its boxes
+    are (``boxes.json``)."""
     imbalance = {}
     for name, variant in variants.items():
         train_set, _ = variant.datasets(data_root)
@@ -940,9 +975,8 @@ def write_results(
         heads = {
             s.name: s for s in SETTINGS if s.variant == HIGH and (s.group == "heads" or s.name in AXIS_LOSSES)
         }
-        measure_saved(
-            out / "channels.json", list(heads.values()), variants[HIGH], val_set, models, class_channels
-        )
+        for file, measure in (("channels.json", class_channels), ("boxes.json", box_precision)):
+            measure_saved(out / file, list(heads.values()), variants[HIGH], val_set, models, measure)
         measured.update(heads)
     fig4 = measure_saved(
         out / "figure4.json", list(measured.values()), variants[HIGH], val_set, models, figure4

@@ -15,6 +15,7 @@ from retina_edu import RetinaNet, ablations
 from retina_edu.anchors import anchors_for_image
 from retina_edu.boxes import box_iou
 from retina_edu.data import CocoDetection, collate, make_synthetic_coco
+from retina_edu.evaluate import evaluate_model
 from retina_edu.matching import BACKGROUND, IGNORED, match_anchors
 
 BY_NAME = {(s.variant, s.name): s for s in ablations.SETTINGS}
@@ -205,17 +206,20 @@ def test_a_follow_ups_folder_gets_its_own_summary_and_figures(tmp_path):
     assert [r["setting"] for r in rows if r["group"] == "heads"] == [s.name for s in heads]
     assert [a["variant"] for a in summary["heads_axis"]["no head norm"]] == list(ablations.VARIANTS)
     assert summary["heads_axis"]["paper heads"] == [] and summary["axis"][0]["variant"] == HIGH
-    files = ["channels.json", "figure4.json", "imbalance.png", "summary.json"]
+    files = ["boxes.json", "channels.json", "figure4.json", "imbalance.png", "summary.json"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == files
     _, val_set = variants[HIGH].datasets(tmp_path / "data")
-    channels = {traced.name: ablations.class_channels(model, val_set)}
-    curves = {traced.name: ablations.figure4(model, val_set)}
-    assert json.loads((tmp_path / "channels.json").read_text()) == channels
-    assert json.loads((tmp_path / "figure4.json").read_text()) == curves
+    measured = {
+        "channels.json": {traced.name: ablations.class_channels(model, val_set)},
+        "figure4.json": {traced.name: ablations.figure4(model, val_set)},
+        "boxes.json": {traced.name: ablations.box_precision(model, val_set)},
+    }
+    for name, values in measured.items():
+        assert json.loads((tmp_path / name).read_text()) == values, name
     shutil.rmtree(models)  # a clone without the weights keeps what was measured
     ablations.write_results(tmp_path, no_norm + study, *args, ("heads",))
-    assert json.loads((tmp_path / "channels.json").read_text()) == channels
-    assert json.loads((tmp_path / "figure4.json").read_text()) == curves
+    for name, values in measured.items():
+        assert json.loads((tmp_path / name).read_text()) == values, name
     # the study's folder: its own figures, and no follow-up's rows where it holds none of their runs
     summary = ablations.write_results(
         tmp_path, study, *args, tuple(ablations.build_parser().parse_args([]).groups)
@@ -416,9 +420,47 @@ def test_images_without_a_matched_object_are_refused_not_measured_as_nan(tiny, t
     empty.write_text(json.dumps({**coco, "annotations": []}))
     dataset = CocoDetection(empty, tiny.image_dir)
     model = RetinaNet(ablations.study_config(ablations.VARIANTS[HIGH]))
-    for measure in (ablations.dead_features, ablations.class_channels, ablations.figure4):
+    for measure in (
+        ablations.dead_features,
+        ablations.class_channels,
+        ablations.figure4,
+        ablations.box_precision,
+    ):
         with pytest.raises(ValueError, match="no anchor matches an object in the first 2 images"):
             measure(model, dataset, images=2)
+
+
+def test_box_precision_against_pycocotools_and_the_anchors_iou(tiny):
+    torch.manual_seed(0)
+    config = ablations.study_config(ablations.VARIANTS[HIGH], tiny.num_classes)
+    model = RetinaNet(config)
+    predictor = model.head.box_subnet.predictor
+    torch.nn.init.zeros_(predictor.weight)  # every box delta 0: each anchor's box is the anchor
+    torch.nn.init.zeros_(predictor.bias)
+    measured = ablations.box_precision(model, tiny, images=6)
+    stats = evaluate_model(model, tiny, progress=False, verbose=False).stats  # pycocotools' summary
+    ap = measured["AP_by_iou"]
+    assert measured["iou_thresholds"] == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+    assert ap[0] == pytest.approx(stats["AP50"], abs=1e-5) and ap[5] == pytest.approx(stats["AP75"], abs=1e-5)
+    assert statistics.mean(ap) == pytest.approx(stats["AP"], abs=1e-5)
+    # by hand: the IoU of each object's foreground anchors with it (192-px images, as above)
+    grids = [(24, 24), (12, 12), (6, 6), (3, 3), (2, 2)]
+    anchors = anchors_for_image((192, 192), grids, config.anchor_sizes, config.aspect_ratios)
+    means, bests, worsts = [], [], []
+    for i in range(6):
+        iou = box_iou(tiny[i][1]["boxes"], anchors)
+        matches = match_anchors(iou)
+        for j in range(len(iou)):
+            mine = iou[j, matches == j]
+            if len(mine):
+                means.append(mine.mean().item())
+                bests.append(mine.max().item())
+                worsts.append(mine.min().item())
+    assert measured["objects"] == len(means) > 0
+    assert measured["candidates_mean"] == pytest.approx(statistics.mean(means), abs=1e-5)
+    assert measured["candidates_best"] == pytest.approx(statistics.mean(bests), abs=1e-5)
+    top = measured["top_scored"]  # each object's is one of its matched anchors' IoU
+    assert statistics.mean(worsts) - 1e-5 <= top <= statistics.mean(bests) + 1e-5
 
 
 def test_a_subnet_dead_everywhere_or_nowhere(tiny):
